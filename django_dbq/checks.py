@@ -1,0 +1,67 @@
+"""System checks (``django_dbq.E001``...): run by ``manage.py check`` and at worker start."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.checks import Error
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
+
+from . import conf
+from .definitions import HOOK_KEYS, DefinitionError, parse_jobs
+from .schedule import parse_schedule
+
+
+def _error(problem: DefinitionError) -> Error:
+    return Error(str(problem), hint=problem.hint or None, id=problem.check_id)
+
+
+def _import_problem(path: str, where: str) -> Error | None:
+    try:
+        target = import_string(path)
+    except ImportError as error:
+        return Error(
+            f"{where}: {path!r} cannot be imported ({error}).",
+            hint="Check the module and function names, and that the module imports cleanly.",
+            id="django_dbq.E006",
+        )
+    except Exception as error:  # a module that raises while importing
+        return Error(
+            f"{where}: importing {path!r} raised {type(error).__name__}: {error}.",
+            id="django_dbq.E006",
+        )
+    if not callable(target):
+        return Error(f"{where}: {path!r} is not callable.", id="django_dbq.E006")
+    return None
+
+
+def check_jobs(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """``JOBS`` is well formed and every task and hook path imports a callable."""
+    definitions, problems = parse_jobs(conf.jobs_setting())
+    errors = [_error(problem) for problem in problems]
+    for definition in definitions.values():
+        for task in definition.tasks:
+            errors.append(_import_problem(task, f"JOBS[{definition.name!r}] task"))
+        for key in HOOK_KEYS:
+            path = getattr(definition, key)
+            if path:
+                errors.append(_import_problem(path, f"JOBS[{definition.name!r}] {key}"))
+    return [error for error in errors if error is not None]
+
+
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """Every ``DBQ_*`` setting has a valid value, and ``DBQ_SCHEDULE`` is well formed."""
+    errors = []
+    for name in conf.DEFAULTS:
+        try:
+            conf.get(name)
+        except ImproperlyConfigured as error:
+            errors.append(
+                Error(str(error), hint=f"Remove {name} to use its default.", id="django_dbq.E008")
+            )
+    try:
+        schedule = conf.get("DBQ_SCHEDULE")
+    except ImproperlyConfigured:
+        return errors
+    return errors + [_error(problem) for problem in parse_schedule(schedule)[1]]

@@ -1,0 +1,71 @@
+"""Settings with their defaults, read on every access so tests can override them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings as django_settings
+from django.core.exceptions import ImproperlyConfigured
+
+DEFAULTS: dict[str, Any] = {
+    # Seconds a claim stays valid without a heartbeat; a dead worker's jobs are
+    # rescued this long after its last heartbeat.
+    "DBQ_LEASE_SECONDS": 60.0,
+    # Seconds between polls when no wake-up mechanism is available.
+    "DBQ_POLL_INTERVAL": 0.5,
+    # Use LISTEN/NOTIFY on PostgreSQL. Turn off behind PgBouncer in transaction mode.
+    "DBQ_LISTEN": True,
+    # Most jobs one claim may take; the worker sizes batches to ~100 ms of work.
+    "DBQ_CLAIM_BATCH_SIZE": 20,
+    # Default retry policy for job definitions that do not set their own.
+    "DBQ_MAX_ATTEMPTS": 1,
+    "DBQ_RETRY_BACKOFF": "exponential",
+    "DBQ_RETRY_DELAY": 1.0,
+    "DBQ_RETRY_DELAY_MAX": 3600.0,
+    # A job whose worker was lost is run again until it has been started this
+    # many times (or its max_attempts, if larger); then it fails.
+    "DBQ_RESCUE_MAX_ATTEMPTS": 5,
+    # Recurring jobs: {"schedule name": {"job": "job name", "cron": "*/5 * * * *", ...}}.
+    "DBQ_SCHEDULE": {},
+    # Errors kept on a job (oldest dropped) and the size of each traceback.
+    "DBQ_ERROR_HISTORY": 10,
+    "DBQ_TRACEBACK_CHARS": 4000,
+}
+
+POSITIVE_NUMBERS = ("DBQ_LEASE_SECONDS", "DBQ_POLL_INTERVAL", "DBQ_RETRY_DELAY_MAX")
+POSITIVE_INTEGERS = (
+    "DBQ_CLAIM_BATCH_SIZE",
+    "DBQ_MAX_ATTEMPTS",
+    "DBQ_RESCUE_MAX_ATTEMPTS",
+    "DBQ_ERROR_HISTORY",
+    "DBQ_TRACEBACK_CHARS",
+)
+
+
+def get(name: str) -> Any:
+    """Return a setting's value, validated, falling back to its default."""
+    value = getattr(django_settings, name, DEFAULTS[name])
+    if name in POSITIVE_NUMBERS or name == "DBQ_RETRY_DELAY":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ImproperlyConfigured(f"{name} must be a number, not {value!r}.")
+        if value < 0 or (name in POSITIVE_NUMBERS and value == 0):
+            raise ImproperlyConfigured(f"{name} must be greater than zero, not {value!r}.")
+    elif name in POSITIVE_INTEGERS:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ImproperlyConfigured(
+                f"{name} must be a whole number of at least 1, not {value!r}."
+            )
+    elif name == "DBQ_LISTEN" and not isinstance(value, bool):
+        raise ImproperlyConfigured(f"DBQ_LISTEN must be True or False, not {value!r}.")
+    elif name == "DBQ_RETRY_BACKOFF" and value not in ("exponential", "fixed"):
+        raise ImproperlyConfigured(
+            f"DBQ_RETRY_BACKOFF must be 'exponential' or 'fixed', not {value!r}."
+        )
+    elif name == "DBQ_SCHEDULE" and not isinstance(value, dict):
+        raise ImproperlyConfigured(f"DBQ_SCHEDULE must be a dict, not {type(value).__name__}.")
+    return value
+
+
+def jobs_setting() -> Any:
+    """The raw ``JOBS`` setting (validated by :mod:`django_dbq.definitions`)."""
+    return getattr(django_settings, "JOBS", {})

@@ -1,0 +1,261 @@
+"""Running one claimed job: its steps in order, a checkpoint after each, and its outcome.
+
+Every write goes through :meth:`Job.fenced_update`, so a worker that lost its claim
+(paused past its lease, then rescued elsewhere) changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import signal
+import threading
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from django.utils import timezone
+
+from . import conf, signals
+from .definitions import JobDefinition, get_definition, load
+from .exceptions import FailPermanently, RetryLater, StepTimeout, UnknownJob, WorkerInterrupted
+from .models import Job
+
+logger = logging.getLogger(__name__)
+
+RELEASED = {"state": "READY", "lease_token": None, "lease_expires_at": None, "worker_id": ""}
+
+
+class JobLost(Exception):
+    """This worker's claim on the job is gone (rescued, re-claimed, or cancelled)."""
+
+
+def error_record(job: Job, step: str, error: BaseException | None, message: str = "") -> dict:
+    """One entry of ``Job.errors``: what failed, where, on which attempt, and when."""
+    if error is None:
+        kind, text, trace = "WorkerLost", message, ""
+    else:
+        kind, text = type(error).__name__, message or str(error)
+        trace = "".join(traceback.format_exception(error))
+    return {
+        "attempt": job.attempts,
+        "step": step,
+        "type": kind,
+        "message": text,
+        "traceback": trace[-conf.get("DBQ_TRACEBACK_CHARS") :],
+        "at": timezone.now().isoformat(),
+    }
+
+
+def error_values(job: Job, record: dict) -> dict:
+    """The ``error``/``errors`` column values after adding ``record`` (history bounded)."""
+    history = (list(job.errors or []) + [record])[-conf.get("DBQ_ERROR_HISTORY") :]
+    text = f"{record['type']}: {record['message']}"
+    if record["traceback"]:
+        text += f"\n{record['traceback']}"
+    return {"errors": history, "error": text}
+
+
+class _Alarm:
+    """Interrupts the main thread with :class:`StepTimeout` after ``seconds`` (POSIX only)."""
+
+    def __init__(self, seconds: float | None, step: str):
+        usable = (
+            hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+        )
+        self.seconds = seconds if usable else None
+        self.step = step
+
+    def _fire(self, signum: int, frame: Any) -> None:
+        raise StepTimeout(f"{self.step} ran longer than its timeout of {self.seconds} s")
+
+    def __enter__(self) -> _Alarm:
+        if self.seconds:
+            self.previous = signal.signal(signal.SIGALRM, self._fire)
+            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        if self.seconds:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self.previous)
+
+
+class JobRun:
+    """Runs a claimed job's steps; ``persist`` retries a write through database outages."""
+
+    def __init__(self, job: Job, persist: Callable[[Callable[[], bool]], bool]):
+        self.job = job
+        self.persist = persist
+
+    def write(self, **values: Any) -> None:
+        if not self.persist(lambda: self.job.fenced_update(**values)):
+            raise JobLost()
+
+    def definition(self) -> JobDefinition | None:
+        try:
+            return get_definition(self.job.name)
+        except UnknownJob as error:
+            self.fail(self.job.next_task, error, "job name is no longer defined in JOBS", None)
+        except Exception as error:  # a Django Task that no longer imports, for example
+            self.fail(self.job.next_task, error, "", None)
+        return None
+
+    def run(
+        self, *, one_step: bool = False, should_stop: Callable[[], bool] = lambda: False
+    ) -> str:
+        """Run steps until the job finishes, fails, or must stop; returns the job's state."""
+        job = self.job
+        try:
+            definition = self.definition()
+            if definition is None:
+                return job.state
+            signals.job_started.send(sender=Job, job=job)
+            while True:
+                step = job.next_task
+                if step not in definition.tasks:
+                    # Rows never choose code: only paths the definition lists are imported.
+                    message = f"next_task {step!r} is not a step of job {job.name!r}"
+                    self.fail(step, ValueError(message), "", definition, retry=False)
+                    return job.state
+                following = self.run_step(definition, step)
+                if following is None:
+                    return job.state
+                signals.step_finished.send(sender=Job, job=job, task=step)
+                if not following:
+                    signals.job_completed.send(sender=Job, job=job)
+                    return job.state
+                if one_step or should_stop():
+                    self.release()
+                    return job.state
+        except JobLost:
+            logger.warning("Lost the claim on job %s; another worker owns it now", job.pk)
+            return "LOST"
+
+    def run_step(self, definition: JobDefinition, step: str) -> str | None:
+        """Run one step and checkpoint; the next step's path, ``""`` when done, None on failure."""
+        job = self.job
+        checkpoint = job.workspace
+        try:
+            job.workspace = dict(job.workspace or {})
+            hook = definition.hook("pre_task_hook")
+            if hook:
+                hook(job)
+            with _Alarm(definition.timeout, step):
+                if definition.runner is not None:
+                    definition.runner(job, step)
+                else:
+                    load(step)(job)
+            hook = definition.hook("post_task_hook")
+            if hook:
+                hook(job)
+            following = definition.next_task_after(step)
+            if following:
+                self.checkpoint(following)
+            else:
+                self.complete()
+            return following
+        except (WorkerInterrupted, JobLost):
+            job.workspace = checkpoint
+            raise
+        except BaseException as error:  # SystemExit and KeyboardInterrupt from tasks too
+            job.workspace = checkpoint
+            self.fail(step, error, "", definition)
+            return None
+
+    def checkpoint(self, following: str) -> None:
+        # The cancel flag is checked by the same statement: no extra round trip per step.
+        values = {"workspace": self.job.workspace, "next_task": following}
+        if self.persist(lambda: self.job.fenced_update(unless_cancelled=True, **values)):
+            return
+        claim = Job.objects.filter(pk=self.job.pk, lease_token=self.job.lease_token)
+        if claim.filter(cancel_requested=True).exists():
+            self.cancel(**values)
+        raise JobLost()
+
+    def complete(self) -> None:
+        now = timezone.now()
+        self.write(
+            state="COMPLETE",
+            next_task="",
+            workspace=self.job.workspace,
+            finished_at=now,
+            lease_token=None,
+            lease_expires_at=None,
+            unique_key=None,
+        )
+
+    def cancel(self, **values: Any) -> None:
+        self.write(
+            state="CANCELLED",
+            finished_at=timezone.now(),
+            lease_token=None,
+            lease_expires_at=None,
+            unique_key=None,
+            **values,
+        )
+        signals.job_cancelled.send(sender=Job, job=self.job)
+        raise JobLost()
+
+    def release(self, *, give_back_attempt: bool = True) -> None:
+        """Hand the job back, ``READY`` at its next step; a graceful stop uses no attempt."""
+        attempts = self.job.attempts - 1 if give_back_attempt else self.job.attempts
+        self.write(**RELEASED, attempts=max(attempts, 0))
+
+    def fail(self, step, error, message, definition, *, retry: bool = True) -> None:
+        job = self.job
+        record = error_record(job, step, error, message)
+        values = error_values(job, record)
+        if isinstance(error, RetryLater):
+            delay = (
+                error.delay if error.delay is not None else definition.retry_delay_for(job.attempts)
+            )
+            values["attempts"] = max(job.attempts - 1, 0)
+        elif (
+            retry
+            and definition
+            and not isinstance(error, FailPermanently)
+            and (job.attempts < job.max_attempts)
+        ):
+            delay = definition.retry_delay_for(job.attempts)
+        else:
+            delay = None
+        logger.log(
+            logging.WARNING if delay is not None else logging.ERROR,
+            "Job %s (%s) step %s failed on attempt %s: %s: %s",
+            job.pk,
+            job.name,
+            step,
+            job.attempts,
+            record["type"],
+            record["message"],
+        )
+        if delay is not None:
+            run_after = timezone.now() + datetime.timedelta(seconds=delay)
+            self.write(**RELEASED, run_after=run_after, **values)
+            signals.job_retried.send(sender=Job, job=job, delay=delay, manual=False)
+            return
+        self.write(
+            state="FAILED",
+            finished_at=timezone.now(),
+            lease_token=None,
+            lease_expires_at=None,
+            unique_key=None,
+            **values,
+        )
+        signals.job_failed.send(sender=Job, job=job, exception=error)
+        run_failure_hook(job, definition, error)
+
+
+def run_failure_hook(
+    job: Job, definition: JobDefinition | None, error: BaseException | None
+) -> None:
+    """Call the definition's failure hook; if it raises, note that on the row and go on."""
+    try:
+        hook = definition.hook("failure_hook") if definition else None
+        if hook:
+            hook(job, error)
+    except BaseException as hook_error:
+        logger.exception("Failure hook of job %s raised", job.pk)
+        note = f"\n\nThe failure hook raised {type(hook_error).__name__}: {hook_error}"
+        Job.objects.filter(pk=job.pk, state="FAILED").update(error=job.error + note)

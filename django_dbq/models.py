@@ -1,0 +1,277 @@
+"""The Job model, its query vocabulary and its state transitions."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import uuid
+from typing import Any
+
+from django.db import IntegrityError, connections, models, router, transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from . import signals
+from .definitions import get_definition
+from .exceptions import DuplicateJob, InvalidWorkspace
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_DELETE_JOBS_AFTER_HOURS = 24
+
+
+def _check_workspace(workspace: Any) -> dict:
+    if workspace is None:
+        return {}
+    if not isinstance(workspace, dict):
+        raise InvalidWorkspace(f"A job's workspace must be a dict, not {type(workspace).__name__}.")
+    try:
+        json.dumps(workspace, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise InvalidWorkspace(f"A job's workspace must be JSON-serialisable: {error}") from None
+    return workspace
+
+
+class JobQuerySet(models.QuerySet):
+    RUNNABLE = ("NEW", "READY")
+    ACTIVE = ("PROCESSING", "STOPPING")
+    FINISHED = ("COMPLETE", "FAILED", "CANCELLED")
+
+    def runnable(self, now: datetime.datetime | None = None) -> JobQuerySet:
+        """Jobs waiting to run whose ``run_after`` has come (compared with ``now`` from Python)."""
+        now = now or timezone.now()
+        return self.filter(state__in=self.RUNNABLE).filter(
+            Q(run_after__isnull=True) | Q(run_after__lte=now)
+        )
+
+    def to_process(self, queue_name: str = "default") -> JobQuerySet:
+        """Runnable jobs of ``queue_name`` in claim order (priority first, then oldest)."""
+        return self.runnable().filter(queue_name=queue_name).order_by("-priority", "created")
+
+    def get_ready_or_none(self, queue_name: str = "default", max_retries: int = 3) -> Job | None:
+        """The job a worker of ``queue_name`` would run next, without claiming it."""
+        return self.to_process(queue_name).first()
+
+    def delete_old(self, hours: float | None = None, batch_size: int = 1000) -> int:
+        """Delete finished jobs created more than ``hours`` ago (24 if None), in batches.
+
+        A ``STOPPING`` job is deleted only once no worker holds it any more.
+        """
+        hours = DEFAULT_DELETE_JOBS_AFTER_HOURS if hours is None else hours
+        if isinstance(hours, bool) or not isinstance(hours, int | float) or hours < 0:
+            raise ValueError(f"hours must be a number of at least 0, not {hours!r}.")
+        now = timezone.now()
+        old = self.filter(created__lte=now - datetime.timedelta(hours=hours)).filter(
+            Q(state__in=self.FINISHED)
+            | Q(state="STOPPING") & (Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
+        )
+        deleted = 0
+        while True:
+            ids = list(old.order_by().values_list("pk", flat=True)[:batch_size])
+            if not ids:
+                return deleted
+            deleted += self.filter(pk__in=ids).delete()[0]
+
+    def queue_depths(self, *, exclude_future_jobs: bool = False) -> dict[str, int]:
+        waiting = self.runnable() if exclude_future_jobs else self.filter(state__in=self.RUNNABLE)
+        rows = waiting.order_by().values("queue_name").annotate(count=Count("pk"))
+        return {row["queue_name"]: row["count"] for row in rows}
+
+
+class JobManager(models.Manager.from_queryset(JobQuerySet)):
+    def bulk_create(self, objs, *args, **kwargs):
+        """Insert many jobs in a few statements, each prepared as :meth:`Job.save` would."""
+        objs = list(objs)
+        for job in objs:
+            job.prepare_for_insert()
+        created = super().bulk_create(objs, *args, **kwargs)
+        if signals.job_created.has_listeners(Job):
+            for job in created:
+                signals.job_created.send(sender=Job, job=job)
+        return created
+
+
+class Job(models.Model):
+    class STATES(models.TextChoices):
+        NEW = "NEW", "New"
+        READY = "READY", "Ready"
+        PROCESSING = "PROCESSING", "Processing"
+        STOPPING = "STOPPING", "Stopping"
+        FAILED = "FAILED", "Failed"
+        COMPLETE = "COMPLETE", "Complete"
+        CANCELLED = "CANCELLED", "Cancelled"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    created = models.DateTimeField(default=timezone.now, db_index=True)
+    modified = models.DateTimeField(auto_now=True)
+    name = models.CharField(max_length=255)
+    state = models.CharField(max_length=20, choices=STATES.choices, default=STATES.NEW)
+    next_task = models.CharField(max_length=255, blank=True)
+    workspace = models.JSONField(null=True, blank=True, default=dict)
+    queue_name = models.CharField(max_length=100, default="default")
+    priority = models.SmallIntegerField(default=0)
+    run_after = models.DateTimeField(null=True, blank=True)
+    # Runs started; a run released by a graceful shutdown gives its attempt back.
+    attempts = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(default=1)
+    # The claim: a fresh token per claim fences every write the worker makes.
+    lease_token = models.UUIDField(null=True, blank=True, editable=False)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    worker_id = models.CharField(max_length=100, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    # Set while the job waits or runs, cleared when it finishes (see "Unique jobs").
+    unique_key = models.CharField(max_length=200, null=True, blank=True)
+    error = models.TextField(blank=True)
+    errors = models.JSONField(default=list, blank=True)
+
+    objects = JobManager()
+
+    class Meta:
+        ordering = ["-priority", "created"]
+        constraints = [
+            models.UniqueConstraint(fields=["name", "unique_key"], name="dbq_job_unique_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.id} ({self.state})"
+
+    @property
+    def definition(self):
+        return get_definition(self.name)
+
+    def prepare_for_insert(self) -> None:
+        """Fill in what a new job needs: first task, workspace, attempts, creation hook."""
+        definition = get_definition(self.name)
+        self.next_task = definition.next_task_after(None)
+        self.workspace = _check_workspace(self.workspace)
+        self.max_attempts = definition.max_attempts
+        hook = definition.hook("creation_hook")
+        if hook is not None:
+            hook(self)
+            self.workspace = _check_workspace(self.workspace)
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            return super().save(*args, **kwargs)
+        self.prepare_for_insert()
+        if self.unique_key is None:
+            super().save(*args, **kwargs)
+        else:
+            self._insert_unique(*args, **kwargs)
+        signals.job_created.send(sender=Job, job=self)
+
+    def _insert_unique(self, *args: Any, **kwargs: Any) -> None:
+        # A savepoint keeps the caller's transaction usable after a duplicate.
+        using = kwargs.get("using") or router.db_for_write(Job, instance=self)
+        try:
+            with transaction.atomic(using=using):
+                super().save(*args, **kwargs)
+        except IntegrityError:
+            existing = Job.objects.using(using).filter(name=self.name, unique_key=self.unique_key)
+            raise DuplicateJob(
+                f"A {self.name!r} job with unique key {self.unique_key!r} is already waiting or "
+                "running.",
+                existing_job=existing.first(),
+            ) from None
+
+    def update_next_task(self) -> None:
+        """Advance ``next_task`` to the following step (``""`` after the last)."""
+        self.next_task = self.definition.next_task_after(self.next_task) or ""
+
+    @classmethod
+    def get_queue_depths(cls, *, exclude_future_jobs: bool = False) -> dict[str, int]:
+        """Queue name -> number of NEW and READY jobs."""
+        return cls.objects.queue_depths(exclude_future_jobs=exclude_future_jobs)
+
+    # -- transitions made by people (API, command, admin) ---------------------
+
+    def cancel(self) -> bool:
+        """Cancel the job: a waiting job never runs; a running job stops after its step.
+
+        Returns False if the job had already finished.
+        """
+        now = timezone.now()
+        jobs = Job.objects.filter(pk=self.pk)
+        if jobs.filter(state__in=JobQuerySet.RUNNABLE).update(
+            state=self.STATES.CANCELLED, finished_at=now, modified=now, unique_key=None
+        ):
+            self.refresh_from_db()
+            signals.job_cancelled.send(sender=Job, job=self)
+            return True
+        requested = jobs.filter(state__in=JobQuerySet.ACTIVE).update(
+            cancel_requested=True, modified=now
+        )
+        self.refresh_from_db()
+        return bool(requested)
+
+    def is_cancel_requested(self) -> bool:
+        """Ask the database whether someone asked to cancel this (running) job."""
+        return Job.objects.filter(pk=self.pk, cancel_requested=True).exists()
+
+    def retry(self, from_step: str | None = None) -> None:
+        """Run a failed or cancelled job again from its failed step, or from ``from_step``."""
+        tasks = self.definition.tasks
+        step = from_step or self.next_task or tasks[0]
+        if step not in tasks:
+            raise ValueError(f"{step!r} is not a step of {self.name!r}; steps are {list(tasks)}.")
+        now = timezone.now()
+        updated = Job.objects.filter(pk=self.pk, state__in=("FAILED", "CANCELLED")).update(
+            state=self.STATES.READY,
+            next_task=step,
+            attempts=0,
+            run_after=None,
+            cancel_requested=False,
+            finished_at=None,
+            modified=now,
+        )
+        if not updated:
+            raise ValueError(f"Only FAILED or CANCELLED jobs can be retried; {self} is not.")
+        self.refresh_from_db()
+        signals.job_retried.send(sender=Job, job=self, delay=0.0, manual=True)
+
+    # -- writes made by the worker holding the claim --------------------------
+
+    def fenced_update(self, *, unless_cancelled: bool = False, **values: Any) -> bool:
+        """Write ``values`` only while this instance's claim token is still current.
+
+        Returns False (and writes nothing) when the job was rescued and claimed
+        again since this worker claimed it, or, with ``unless_cancelled``, when
+        someone asked to cancel it.
+        """
+        values["modified"] = timezone.now()
+        connection = connections[self._state.db or router.db_for_write(Job)]
+        fields = [self._meta.get_field(name) for name in values]
+        assignments = ", ".join(f"{connection.ops.quote_name(f.column)} = %s" for f in fields)
+        params = [f.get_db_prep_save(values[f.name], connection) for f in fields]
+        sql = (
+            f"UPDATE {connection.ops.quote_name(self._meta.db_table)} SET {assignments} "
+            "WHERE id = %s AND lease_token = %s"
+        )
+        if unless_cancelled:
+            sql += " AND cancel_requested = %s"
+        pk = self._meta.pk.get_db_prep_value(self.pk, connection)
+        token = self._meta.get_field("lease_token").get_db_prep_value(self.lease_token, connection)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*params, pk, token, *([False] if unless_cancelled else [])])
+            applied = cursor.rowcount == 1
+        if applied:
+            for name, value in values.items():
+                setattr(self, name, value)
+        return applied
+
+
+class Schedule(models.Model):
+    """The last tick enqueued for each recurring job of ``DBQ_SCHEDULE``.
+
+    Workers advance ``last_tick`` with a conditional UPDATE, so however many of
+    them run, each tick enqueues one job.
+    """
+
+    name = models.CharField(max_length=100, primary_key=True)
+    last_tick = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} (last tick {self.last_tick})"

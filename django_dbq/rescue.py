@@ -1,0 +1,65 @@
+"""Taking jobs back from lost workers once their lease has lapsed."""
+
+from __future__ import annotations
+
+import logging
+
+from django.db.models import Q
+from django.utils import timezone
+
+from . import conf, signals
+from .definitions import get_definition
+from .execution import RELEASED, error_record, error_values, run_failure_hook
+from .models import Job, JobQuerySet
+
+logger = logging.getLogger(__name__)
+
+
+def rescue_lapsed_jobs(using: str = "default", limit: int = 100) -> int:
+    """Return lapsed jobs to ``READY`` at the step they were on, or fail those lost too often.
+
+    The workspace stays as the last checkpoint saved it. Each update is fenced on the
+    token seen, so two workers rescuing at once rescue a job once. Returns the count.
+    """
+    now = timezone.now()
+    lapsed = (
+        Job.objects.using(using)
+        .filter(state__in=JobQuerySet.ACTIVE)
+        .filter(Q(lease_expires_at__lt=now) | Q(lease_expires_at__isnull=True))
+        .order_by()[:limit]
+    )
+    rescued = 0
+    for job in lapsed:
+        message = f"worker {job.worker_id or '(unknown)'} was lost while running {job.next_task}"
+        values = error_values(job, error_record(job, job.next_task, None, message))
+        limit_attempts = max(job.max_attempts, conf.get("DBQ_RESCUE_MAX_ATTEMPTS"))
+        gives_up = job.attempts >= limit_attempts
+        if gives_up:
+            values.update(
+                state="FAILED",
+                finished_at=now,
+                lease_token=None,
+                lease_expires_at=None,
+                unique_key=None,
+            )
+        else:
+            values.update(RELEASED)
+        claim = Job.objects.using(using).filter(
+            pk=job.pk, lease_token=job.lease_token, state__in=JobQuerySet.ACTIVE
+        )
+        if not claim.update(modified=now, **values):
+            continue  # its worker came back, or another worker rescued it first
+        rescued += 1
+        for name, value in values.items():
+            setattr(job, name, value)
+        logger.warning("Rescued job %s (%s): %s", job.pk, job.name, message)
+        signals.job_rescued.send(sender=Job, job=job)
+        if gives_up:
+            logger.error("Job %s failed: lost %s times", job.pk, job.attempts)
+            signals.job_failed.send(sender=Job, job=job, exception=None)
+            try:
+                definition = get_definition(job.name)
+            except Exception:
+                definition = None
+            run_failure_hook(job, definition, None)
+    return rescued

@@ -1,0 +1,164 @@
+"""Recurring jobs declared in ``DBQ_SCHEDULE``, enqueued by whichever worker sees a tick first.
+
+    DBQ_SCHEDULE = {
+        "nightly-report": {"job": "report", "cron": "0 3 * * *",
+                           "workspace": {}, "queue_name": "default", "priority": 0},
+    }
+
+Cron expressions are read with ``croniter`` in ``TIME_ZONE``. A schedule seen for
+the first time starts at its next tick; ticks missed while no worker ran are not
+replayed: the latest one is enqueued once.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from . import conf
+from .definitions import DefinitionError, get_definitions
+
+logger = logging.getLogger(__name__)
+
+SCHEDULE_KEYS = frozenset(("job", "cron", "workspace", "queue_name", "priority"))
+
+
+@dataclass(frozen=True)
+class ScheduleEntry:
+    name: str
+    job: str
+    cron: str
+    workspace: dict = field(default_factory=dict)
+    queue_name: str = "default"
+    priority: int = 0
+
+    def previous_tick(self, now: datetime.datetime) -> datetime.datetime:
+        from croniter import croniter
+
+        return croniter(self.cron, now).get_prev(datetime.datetime)
+
+    def next_tick(self, now: datetime.datetime) -> datetime.datetime:
+        from croniter import croniter
+
+        return croniter(self.cron, now).get_next(datetime.datetime)
+
+
+def _problem(name: Any, message: str, hint: str = "") -> DefinitionError:
+    return DefinitionError(f"DBQ_SCHEDULE[{name!r}]: {message}", "django_dbq.E007", hint)
+
+
+def parse_schedule(raw: Any) -> tuple[list[ScheduleEntry], list[DefinitionError]]:
+    """Validate ``DBQ_SCHEDULE``; returns the good entries and every problem found."""
+    if not isinstance(raw, dict):
+        return [], [DefinitionError("DBQ_SCHEDULE must be a dict.", "django_dbq.E007")]
+    if not raw:
+        return [], []
+    try:
+        from croniter import croniter
+    except ImportError:
+        return [], [
+            DefinitionError(
+                "DBQ_SCHEDULE needs the croniter package.",
+                "django_dbq.E007",
+                "pip install 'django-dbq[cron]'",
+            )
+        ]
+    entries, problems = [], []
+    try:
+        jobs = get_definitions()
+    except DefinitionError:
+        jobs = None  # reported by the JOBS checks
+    for name, options in raw.items():
+        if not isinstance(name, str) or not name or len(name) > 100:
+            problems.append(_problem(name, "names must be strings of 1 to 100 characters."))
+            continue
+        if not isinstance(options, dict):
+            problems.append(_problem(name, "must be a dict with 'job' and 'cron'."))
+            continue
+        unknown = sorted(set(options) - SCHEDULE_KEYS)
+        if unknown:
+            problems.append(
+                _problem(name, f"unknown key(s) {unknown}.", f"Known: {sorted(SCHEDULE_KEYS)}")
+            )
+            continue
+        cron = options.get("cron")
+        if not isinstance(cron, str) or not croniter.is_valid(cron):
+            problems.append(
+                _problem(name, f"{cron!r} is not a valid cron expression.", "e.g. '*/5 * * * *'")
+            )
+            continue
+        if jobs is not None and options.get("job") not in jobs:
+            problems.append(_problem(name, f"job {options.get('job')!r} is not defined in JOBS."))
+            continue
+        workspace = options.get("workspace", {})
+        if not isinstance(workspace, dict):
+            problems.append(_problem(name, "workspace must be a dict."))
+            continue
+        entries.append(
+            ScheduleEntry(
+                name=name,
+                job=options["job"],
+                cron=cron,
+                workspace=workspace,
+                queue_name=options.get("queue_name", "default"),
+                priority=options.get("priority", 0),
+            )
+        )
+    return entries, problems
+
+
+def _now() -> datetime.datetime:
+    return timezone.localtime() if timezone.is_aware(timezone.now()) else datetime.datetime.now()
+
+
+class Scheduler:
+    """Enqueues each entry's latest due tick once, across all workers."""
+
+    def __init__(self, using: str = "default"):
+        self.using = using
+        self.not_before: dict[str, datetime.datetime] = {}
+
+    def enqueue_due(self) -> int:
+        raw = conf.get("DBQ_SCHEDULE")
+        if not raw:
+            return 0
+        entries, problems = parse_schedule(raw)
+        for problem in problems:
+            logger.error("Skipping a schedule: %s", problem)
+        now, enqueued = _now(), 0
+        for entry in entries:
+            if now < self.not_before.get(entry.name, now):
+                continue
+            self.not_before[entry.name] = entry.next_tick(now)
+            enqueued += self.enqueue_tick(entry, entry.previous_tick(now))
+        return enqueued
+
+    def enqueue_tick(self, entry: ScheduleEntry, tick: datetime.datetime) -> int:
+        """Enqueue ``entry``'s job for ``tick`` unless some worker already did; returns 0 or 1."""
+        from .models import Job, Schedule
+
+        rows = Schedule.objects.using(self.using)
+        with transaction.atomic(using=self.using):
+            # The conditional UPDATE comes first: on SQLite it takes the write lock at once.
+            if rows.filter(name=entry.name, last_tick__lt=tick).update(last_tick=tick):
+                job = Job(
+                    name=entry.job,
+                    workspace=dict(entry.workspace),
+                    queue_name=entry.queue_name,
+                    priority=entry.priority,
+                )
+                job.save(using=self.using)
+                logger.info("Enqueued %s for schedule %s tick %s", job.pk, entry.name, tick)
+                return 1
+            if not rows.filter(name=entry.name).exists():
+                try:
+                    with transaction.atomic(using=self.using):
+                        rows.create(name=entry.name, last_tick=tick)
+                except IntegrityError:
+                    pass  # another worker saw the new schedule first
+        return 0

@@ -1,0 +1,83 @@
+"""Task functions used by the test suite's JOBS setting."""
+
+import os
+import time
+
+from django.db import connection
+
+from django_dbq.exceptions import FailPermanently, RetryLater
+
+
+def noop(job):
+    pass
+
+
+def step_one(job):
+    job.workspace["one"] = job.workspace.get("input", 0) + 1
+
+
+def step_two(job):
+    job.workspace["two"] = job.workspace["one"] * 2
+
+
+def step_three(job):
+    job.workspace["three"] = job.workspace["two"] + 3
+
+
+def raise_error(job):
+    raise ValueError("task went wrong")
+
+
+def record_failure(job, exception):
+    from django_dbq.models import Job
+
+    Job.objects.filter(pk=job.pk).update(workspace={"failure_hook": repr(exception)})
+
+
+def creation_hook(job):
+    job.workspace["created_by_hook"] = True
+
+
+def pre_task_hook(job):
+    job.workspace.setdefault("pre", []).append(job.next_task)
+
+
+def post_task_hook(job):
+    job.workspace.setdefault("post", []).append(job.next_task)
+
+
+def _record(job, step):
+    """Append one execution of ``step`` to the tests' execution log table."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO tests_execution (job_id, step, pid) VALUES (%s, %s, %s)",
+            [str(job.pk), step, os.getpid()],
+        )
+
+
+def record_a(job):
+    _record(job, "a")
+
+
+def record_b(job):
+    _record(job, "b")
+
+
+def record_c(job):
+    _record(job, "c")
+
+
+def sleep_step(job):
+    time.sleep(float(job.workspace.get("sleep", 0.1)))
+    _record(job, "sleep")
+
+
+def fail_until(job):
+    """Fails until the job has been attempted ``succeed_on`` times."""
+    if job.workspace.get("permanent"):
+        raise FailPermanently("no point retrying")
+    if job.workspace.get("snooze") and job.attempts == 1 and not job.workspace.get("snoozed"):
+        raise RetryLater(delay=0)
+    if job.attempts < job.workspace.get("succeed_on", 99):
+        raise RuntimeError(f"attempt {job.attempts} fails")
+    job.workspace["succeeded_on"] = job.attempts

@@ -1,0 +1,108 @@
+"""Settings for the test suite and the development project (``manage.py``).
+
+The database comes from ``DATABASE_URL`` (SQLite in ``var/`` when unset). Worker
+subprocesses started by the tests get ``DBQ_TEST_DATABASE_NAME`` so that they
+connect to the test database the suite created.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent
+VAR_DIR = BASE_DIR / "var"
+VAR_DIR.mkdir(exist_ok=True)
+
+SECRET_KEY = "django_dbq-tests-not-secret"
+DEBUG = False
+USE_TZ = os.environ.get("DBQ_TEST_USE_TZ", "1") == "1"
+TIME_ZONE = "UTC"
+ROOT_URLCONF = "tests.urls"
+ALLOWED_HOSTS = ["*"]
+DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
+
+_suffix = os.environ.get("DBQ_TEST_DB_SUFFIX", "")
+_database = dj_database_url.parse(
+    os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'dbq.sqlite3'}"), conn_max_age=0
+)
+if _database["ENGINE"] == "django.db.backends.sqlite3":
+    _database["OPTIONS"] = {"timeout": 30}
+    _database["TEST"] = {"NAME": str(VAR_DIR / f"test_dbq{_suffix}.sqlite3")}
+else:
+    _database["TEST"] = {"NAME": f"test_{_database['NAME']}{_suffix}"}
+    if _database["ENGINE"] == "django.db.backends.mysql":
+        _database["OPTIONS"] = {"charset": "utf8mb4"}
+        _database["TEST"]["CHARSET"] = "utf8mb4"
+if os.environ.get("DBQ_TEST_DATABASE_NAME"):
+    _database["NAME"] = os.environ["DBQ_TEST_DATABASE_NAME"]
+DATABASES = {"default": _database}
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_dbq",
+    "tests",
+]
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+STATIC_URL = "/static/"
+
+JOBS = {
+    "noop": ["tests.jobs.noop"],
+    "chain": ["tests.jobs.step_one", "tests.jobs.step_two", "tests.jobs.step_three"],
+    "failing": {
+        "tasks": ["tests.jobs.raise_error"],
+        "failure_hook": "tests.jobs.record_failure",
+    },
+    "hooked": {
+        "tasks": ["tests.jobs.step_one", "tests.jobs.step_two"],
+        "creation_hook": "tests.jobs.creation_hook",
+        "pre_task_hook": "tests.jobs.pre_task_hook",
+        "post_task_hook": "tests.jobs.post_task_hook",
+    },
+    "recorded": ["tests.jobs.record_a", "tests.jobs.record_b", "tests.jobs.record_c"],
+    "slow": ["tests.jobs.sleep_step", "tests.jobs.record_a", "tests.jobs.record_b"],
+    "flaky": {
+        "tasks": ["tests.jobs.fail_until"],
+        "max_attempts": 3,
+        "retry_backoff": "fixed",
+        "retry_delay": 0,
+    },
+    "timed": {"tasks": ["tests.jobs.sleep_step"], "timeout": 1},
+}
+
+DBQ_LEASE_SECONDS = float(os.environ.get("DBQ_LEASE_SECONDS", "60"))
+DBQ_POLL_INTERVAL = float(os.environ.get("DBQ_POLL_INTERVAL", "0.5"))
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {
+        "django_dbq": {"handlers": ["console"], "level": os.environ.get("DBQ_LOG_LEVEL", "INFO")}
+    },
+}
