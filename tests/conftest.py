@@ -1,0 +1,95 @@
+"""Shared helpers: real ``manage.py worker`` subprocesses against the test database."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+# Generous bound for waiting on a state: these waits are not timing assertions.
+WAIT_SECONDS = float(os.environ.get("DBQ_TEST_WAIT_SECONDS", "90"))
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = WAIT_SECONDS, what: str = "") -> object:
+    """Poll ``predicate`` until it returns something truthy; fail the test after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what or predicate}")
+        time.sleep(0.05)
+
+
+class WorkerProcess:
+    """A ``manage.py worker`` subprocess connected to the test database."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None):
+        environment = dict(os.environ)
+        environment["DBQ_TEST_DATABASE_NAME"] = str(connection.settings_dict["NAME"])
+        environment["PYTHONUNBUFFERED"] = "1"
+        environment.update(env or {})
+        self.output_path = ROOT / "var" / f"worker-{os.getpid()}-{time.monotonic_ns()}.log"
+        self.output = open(self.output_path, "w+")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [sys.executable, str(ROOT / "manage.py"), "worker", *args],
+            cwd=ROOT,
+            env=environment,
+            stdout=self.output,
+            stderr=subprocess.STDOUT,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def log(self) -> str:
+        self.output.flush()
+        return self.output_path.read_text()
+
+    def signal(self, signum: int) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signum)
+
+    def wait(self, timeout: float = WAIT_SECONDS) -> int:
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"worker {self.pid} did not exit within {timeout} s:\n{self.log()[-3000:]}")
+
+    def stop(self) -> int | None:
+        """SIGTERM, then SIGKILL if it does not exit; returns the exit status."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        self.output.close()
+        return self.process.returncode
+
+
+@pytest.fixture
+def start_worker():
+    """Start worker subprocesses; every one still running is stopped after the test."""
+    workers: list[WorkerProcess] = []
+
+    def start(*args: str, env: dict[str, str] | None = None) -> WorkerProcess:
+        worker = WorkerProcess(*args, env=env)
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
