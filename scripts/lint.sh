@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# ruff lint and format check (configuration in pyproject.toml).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+venv=$(scripts/setup-venv.sh 5.2)
+"$venv/bin/ruff" check .
+"$venv/bin/ruff" format --check .
