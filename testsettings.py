@@ -92,6 +92,22 @@ JOBS = {
         "retry_delay": 0,
     },
     "timed": {"tasks": ["tests.jobs.sleep_step"], "timeout": 1},
+    # Used by the feature tests (retries, cancel, imports, schedules).
+    "probe": ["tests.probe_tasks.run"],
+    "cancellable": ["tests.jobs.wait_for_cancel", "tests.jobs.record_b"],
+    "retrying": {
+        "tasks": ["tests.jobs.record_a", "tests.jobs.fail_until", "tests.jobs.record_c"],
+        "failure_hook": "tests.jobs.count_failure",
+        "max_attempts": 3,
+        "retry_backoff": "fixed",
+        "retry_delay": 0,
+    },
+    "fail_after_cancel": {
+        "tasks": ["tests.jobs.fail_then_cancelled", "tests.jobs.record_b"],
+        "max_attempts": 3,
+        "retry_backoff": "fixed",
+        "retry_delay": 0,
+    },
 }
 
 DBQ_LEASE_SECONDS = float(os.environ.get("DBQ_LEASE_SECONDS", "60"))

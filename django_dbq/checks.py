@@ -1,4 +1,18 @@
-"""System checks (``django_dbq.E001``...): run by ``manage.py check`` and at worker start."""
+"""System checks, run by ``manage.py check`` and before ``manage.py worker`` starts.
+
+======================  ==============================================================
+``django_dbq.E001``     ``JOBS`` is not a dict.
+``django_dbq.E002``     A ``JOBS`` entry is malformed (bad name, no tasks, repeated task).
+``django_dbq.E003``     A task or hook path is not a dotted path string.
+``django_dbq.E004``     A ``JOBS`` entry has keys this app does not know.
+``django_dbq.E005``     Invalid ``max_attempts``, ``retry_*`` or ``timeout`` in an entry.
+``django_dbq.E006``     A task or hook path does not import, or is not callable.
+``django_dbq.E007``     ``DBQ_SCHEDULE`` is malformed (bad cron, unknown job, ...).
+``django_dbq.E008``     A ``DBQ_*`` setting has an invalid value.
+======================  ==============================================================
+
+Every error carries a hint saying how to fix it.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +26,11 @@ from . import conf
 from .definitions import HOOK_KEYS, DefinitionError, parse_jobs
 from .schedule import parse_schedule
 
+IMPORT_HINT = "Check the module and function names, and that the module imports cleanly."
+
 
 def _error(problem: DefinitionError) -> Error:
-    return Error(str(problem), hint=problem.hint or None, id=problem.check_id)
+    return Error(str(problem), hint=problem.hint or "See the django_dbq README.", id=problem.check_id)
 
 
 def _import_problem(path: str, where: str) -> Error | None:
@@ -22,24 +38,28 @@ def _import_problem(path: str, where: str) -> Error | None:
         target = import_string(path)
     except ImportError as error:
         return Error(
-            f"{where}: {path!r} cannot be imported ({error}).",
-            hint="Check the module and function names, and that the module imports cleanly.",
-            id="django_dbq.E006",
+            f"{where}: {path!r} cannot be imported ({error}).", hint=IMPORT_HINT, id="django_dbq.E006"
         )
     except Exception as error:  # a module that raises while importing
         return Error(
             f"{where}: importing {path!r} raised {type(error).__name__}: {error}.",
+            hint=IMPORT_HINT,
             id="django_dbq.E006",
         )
     if not callable(target):
-        return Error(f"{where}: {path!r} is not callable.", id="django_dbq.E006")
+        return Error(
+            f"{where}: {path!r} is not callable.",
+            hint="Point the path at a function (tasks take a job; hooks as documented).",
+            id="django_dbq.E006",
+        )
     return None
 
 
 def check_jobs(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     """``JOBS`` is well formed and every task and hook path imports a callable."""
     definitions, problems = parse_jobs(conf.jobs_setting())
-    errors = [_error(problem) for problem in problems]
+    # Invalid DBQ_* defaults (E008) are reported once, by check_settings.
+    errors = [_error(problem) for problem in problems if problem.check_id != "django_dbq.E008"]
     for definition in definitions.values():
         for task in definition.tasks:
             errors.append(_import_problem(task, f"JOBS[{definition.name!r}] task"))

@@ -119,11 +119,13 @@ def parse_definition(name: Any, raw: Any) -> JobDefinition:
         raise DefinitionError(
             f"JOBS: job names must be non-empty strings of at most 100 characters, not {name!r}.",
             "django_dbq.E002",
+            "Rename the job: a short string such as 'send_report'.",
         )
     if name.startswith(DJANGO_TASK_PREFIX):
         raise DefinitionError(
             f"JOBS: the prefix {DJANGO_TASK_PREFIX!r} is reserved for Django Tasks ({name!r}).",
             "django_dbq.E002",
+            "Rename the job so that it does not start with that prefix.",
         )
     options = {"tasks": raw} if isinstance(raw, list | tuple) else raw
     if not isinstance(options, dict):
@@ -159,6 +161,7 @@ def parse_definition(name: Any, raw: Any) -> JobDefinition:
         raise DefinitionError(
             f"JOBS[{name!r}]: retry_backoff must be 'exponential' or 'fixed', not {backoff!r}.",
             "django_dbq.E005",
+            "Set retry_backoff to 'exponential' (the default) or 'fixed'.",
         )
     return JobDefinition(
         name=name,
@@ -181,6 +184,7 @@ def parse_jobs(raw: Any) -> tuple[dict[str, JobDefinition], list[DefinitionError
             DefinitionError(
                 f"JOBS must be a dict of job name -> tasks, not {type(raw).__name__}.",
                 "django_dbq.E001",
+                'Write JOBS = {"job_name": ["app.jobs.step_one", "app.jobs.step_two"]}.',
             )
         ]
     definitions, problems = {}, []
@@ -189,6 +193,15 @@ def parse_jobs(raw: Any) -> tuple[dict[str, JobDefinition], list[DefinitionError
             definitions[name] = parse_definition(name, options)
         except DefinitionError as error:
             problems.append(error)
+        except ImproperlyConfigured as error:
+            # An invalid global default (DBQ_MAX_ATTEMPTS...) this entry relies on.
+            problems.append(
+                DefinitionError(
+                    f"JOBS[{name!r}]: {error}",
+                    "django_dbq.E008",
+                    "Fix the DBQ_* setting, or set the value in the job's definition.",
+                )
+            )
     return definitions, problems
 
 

@@ -17,7 +17,10 @@ class InvalidWorkspace(ValueError):
 
 
 class DuplicateJob(ValueError):
-    """A job with the same name and unique key is already waiting or running."""
+    """A job with the same name and unique key is already waiting or running.
+
+    ``existing_job`` is that job (None if it finished in the meantime); nothing was inserted.
+    """
 
     def __init__(self, message: str, existing_job=None):
         super().__init__(message)
@@ -25,9 +28,12 @@ class DuplicateJob(ValueError):
 
 
 class RetryLater(Exception):
-    """Raise from a task to run this step again later, using up one attempt.
+    """Raise from a task to run this step again later ("snooze").
 
-    ``delay`` (seconds or a ``timedelta``) overrides the job's backoff.
+    The attempt is given back, so a snooze never makes the job fail, whatever
+    ``max_attempts`` is; the workspace returns to the last checkpoint. ``delay``
+    (seconds or a ``timedelta``) overrides the job's backoff. The snooze is noted in
+    ``Job.errors`` like a failed attempt.
     """
 
     def __init__(self, delay: float | datetime.timedelta | None = None, reason: str = ""):

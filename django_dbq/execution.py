@@ -44,6 +44,9 @@ def error_record(job: Job, step: str, error: BaseException | None, message: str 
         "message": text,
         "traceback": trace[-conf.get("DBQ_TRACEBACK_CHARS") :],
         "at": timezone.now().isoformat(),
+        # The importable class path and the worker (read by the Django Tasks backend).
+        "class": f"{type(error).__module__}.{type(error).__qualname__}" if error else "",
+        "worker": job.worker_id,
     }
 
 
@@ -110,6 +113,12 @@ class JobRun:
             definition = self.definition()
             if definition is None:
                 return job.state
+            if job.cancel_requested:
+                # Asked to cancel while it ran, then released, retried or rescued: no more steps.
+                try:
+                    self.cancel()
+                except JobLost:
+                    return job.state
             signals.job_started.send(sender=Job, job=job)
             while True:
                 step = job.next_task

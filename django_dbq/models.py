@@ -145,6 +145,10 @@ class Job(models.Model):
     def prepare_for_insert(self) -> None:
         """Fill in what a new job needs: first task, workspace, attempts, creation hook."""
         definition = get_definition(self.name)
+        if self.unique_key is not None and (
+            not isinstance(self.unique_key, str) or not 0 < len(self.unique_key) <= 200
+        ):
+            raise ValueError("unique_key must be a string of 1 to 200 characters or None.")
         self.next_task = definition.next_task_after(None)
         self.workspace = _check_workspace(self.workspace)
         self.max_attempts = definition.max_attempts
@@ -191,7 +195,11 @@ class Job(models.Model):
     def cancel(self) -> bool:
         """Cancel the job: a waiting job never runs; a running job stops after its step.
 
-        Returns False if the job had already finished.
+        A ``NEW``/``READY`` job becomes ``CANCELLED`` at once. For a ``PROCESSING`` or
+        ``STOPPING`` job, cancellation is requested: the task may poll
+        :meth:`is_cancel_requested`, and the worker marks the job ``CANCELLED`` instead
+        of running its next step. Returns True in both cases, False if the job had
+        already finished (nothing is changed then).
         """
         now = timezone.now()
         jobs = Job.objects.filter(pk=self.pk)
@@ -212,7 +220,14 @@ class Job(models.Model):
         return Job.objects.filter(pk=self.pk, cancel_requested=True).exists()
 
     def retry(self, from_step: str | None = None) -> None:
-        """Run a failed or cancelled job again from its failed step, or from ``from_step``."""
+        """Run a failed or cancelled job again from its failed step, or from ``from_step``.
+
+        ``from_step`` is the dotted path of one of the job's tasks. The attempt count
+        starts again; the error history is kept. The workspace is the last checkpoint.
+        Raises ``ValueError`` for a step the job does not have or a job that is not
+        ``FAILED``/``CANCELLED``; nothing is changed then.
+        """
+        self.refresh_from_db(fields=["state", "next_task"])
         tasks = self.definition.tasks
         step = from_step or self.next_task or tasks[0]
         if step not in tasks:
@@ -222,6 +237,7 @@ class Job(models.Model):
             state=self.STATES.READY,
             next_task=step,
             attempts=0,
+            max_attempts=self.definition.max_attempts,
             run_after=None,
             cancel_requested=False,
             finished_at=None,

@@ -55,7 +55,13 @@ def _problem(name: Any, message: str, hint: str = "") -> DefinitionError:
 def parse_schedule(raw: Any) -> tuple[list[ScheduleEntry], list[DefinitionError]]:
     """Validate ``DBQ_SCHEDULE``; returns the good entries and every problem found."""
     if not isinstance(raw, dict):
-        return [], [DefinitionError("DBQ_SCHEDULE must be a dict.", "django_dbq.E007")]
+        return [], [
+            DefinitionError(
+                "DBQ_SCHEDULE must be a dict.",
+                "django_dbq.E007",
+                'Write DBQ_SCHEDULE = {"name": {"job": "job_name", "cron": "0 3 * * *"}}.',
+            )
+        ]
     if not raw:
         return [], []
     try:
@@ -75,10 +81,18 @@ def parse_schedule(raw: Any) -> tuple[list[ScheduleEntry], list[DefinitionError]
         jobs = None  # reported by the JOBS checks
     for name, options in raw.items():
         if not isinstance(name, str) or not name or len(name) > 100:
-            problems.append(_problem(name, "names must be strings of 1 to 100 characters."))
+            problems.append(
+                _problem(name, "names must be strings of 1 to 100 characters.", "Rename it.")
+            )
             continue
         if not isinstance(options, dict):
-            problems.append(_problem(name, "must be a dict with 'job' and 'cron'."))
+            problems.append(
+                _problem(
+                    name,
+                    "must be a dict with 'job' and 'cron'.",
+                    '{"job": "job_name", "cron": "*/5 * * * *"}',
+                )
+            )
             continue
         unknown = sorted(set(options) - SCHEDULE_KEYS)
         if unknown:
@@ -93,11 +107,29 @@ def parse_schedule(raw: Any) -> tuple[list[ScheduleEntry], list[DefinitionError]
             )
             continue
         if jobs is not None and options.get("job") not in jobs:
-            problems.append(_problem(name, f"job {options.get('job')!r} is not defined in JOBS."))
+            problems.append(
+                _problem(
+                    name,
+                    f"job {options.get('job')!r} is not defined in JOBS.",
+                    "Set 'job' to the name of a JOBS entry.",
+                )
+            )
             continue
         workspace = options.get("workspace", {})
         if not isinstance(workspace, dict):
-            problems.append(_problem(name, "workspace must be a dict."))
+            problems.append(_problem(name, "workspace must be a dict.", 'e.g. {"key": 1}'))
+            continue
+        queue_name = options.get("queue_name", "default")
+        if not isinstance(queue_name, str) or not 0 < len(queue_name) <= 100:
+            problems.append(
+                _problem(name, f"queue_name {queue_name!r} is invalid.", "Use 1 to 100 characters.")
+            )
+            continue
+        priority = options.get("priority", 0)
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            problems.append(
+                _problem(name, f"priority {priority!r} is invalid.", "Use a whole number.")
+            )
             continue
         entries.append(
             ScheduleEntry(
@@ -105,8 +137,8 @@ def parse_schedule(raw: Any) -> tuple[list[ScheduleEntry], list[DefinitionError]
                 job=options["job"],
                 cron=cron,
                 workspace=workspace,
-                queue_name=options.get("queue_name", "default"),
-                priority=options.get("priority", 0),
+                queue_name=queue_name,
+                priority=priority,
             )
         )
     return entries, problems
@@ -134,8 +166,9 @@ class Scheduler:
         for entry in entries:
             if now < self.not_before.get(entry.name, now):
                 continue
-            self.not_before[entry.name] = entry.next_tick(now)
             enqueued += self.enqueue_tick(entry, entry.previous_tick(now))
+            # Only once the tick is settled: after a database error the next call tries again.
+            self.not_before[entry.name] = entry.next_tick(now)
         return enqueued
 
     def enqueue_tick(self, entry: ScheduleEntry, tick: datetime.datetime) -> int:

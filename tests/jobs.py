@@ -73,11 +73,56 @@ def sleep_step(job):
 
 
 def fail_until(job):
-    """Fails until the job has been attempted ``succeed_on`` times."""
+    """Fails until the job has been attempted ``succeed_on`` times.
+
+    With ``permanent`` it raises FailPermanently; with ``snooze`` its first run asks
+    to be retried later (RetryLater), which gives the attempt back.
+    """
     if job.workspace.get("permanent"):
         raise FailPermanently("no point retrying")
-    if job.workspace.get("snooze") and job.attempts == 1 and not job.workspace.get("snoozed"):
-        raise RetryLater(delay=0)
+    if job.workspace.get("snooze") and not job.errors:
+        raise RetryLater(delay=0, reason="not yet")
     if job.attempts < job.workspace.get("succeed_on", 99):
         raise RuntimeError(f"attempt {job.attempts} fails")
     job.workspace["succeeded_on"] = job.attempts
+
+
+def count_failure(job, exception):
+    """A failure hook that logs each call in the execution table."""
+    _record(job, f"failure_hook:{type(exception).__name__}")
+
+
+def raising_hook(job, *args):
+    raise RuntimeError("the hook broke")
+
+
+def dirty_then_fail(job):
+    """Writes to the workspace, then fails on the first attempt."""
+    job.workspace["dirty"] = job.attempts
+    _record(job, "dirty")
+    if job.attempts < 2:
+        raise RuntimeError("first attempt fails after writing")
+
+
+def wait_for_cancel(job):
+    """Waits (at most a minute) until someone asks to cancel the job, then returns."""
+    _record(job, "waiting")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if job.is_cancel_requested():
+            job.workspace["saw_cancel"] = True
+            return
+        time.sleep(0.05)
+    raise RuntimeError("nobody cancelled the job")
+
+
+def fail_then_cancelled(job):
+    """Fails after someone asked to cancel the job (the job must not be retried)."""
+    _record(job, "fail_then_cancelled")
+    from django_dbq.models import Job
+
+    Job.objects.filter(pk=job.pk).update(cancel_requested=True)
+    raise RuntimeError("failed while a cancel was pending")
+
+
+not_callable = 42

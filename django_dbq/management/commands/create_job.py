@@ -2,14 +2,17 @@
 
 import json
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
-from django_dbq.exceptions import DuplicateJob, InvalidWorkspace, UnknownJob
+from django_dbq.exceptions import UnknownJob
 from django_dbq.models import Job
 
 
 class Command(BaseCommand):
     help = "Create a job and print its id"
+    # The system checks import every task module; enqueueing must not need the workers' code.
+    requires_system_checks = []
 
     def add_arguments(self, parser):
         parser.add_argument("job_name")
@@ -40,7 +43,7 @@ class Command(BaseCommand):
                 priority=options["priority"],
                 unique_key=options["unique_key"],
             )
-        except (UnknownJob, InvalidWorkspace, DuplicateJob) as error:
+        except (UnknownJob, ValueError, ImproperlyConfigured) as error:
             raise CommandError(str(error))
         if options["verbosity"] > 1:
             self.stdout.write(f"Created job {job.name} on queue {job.queue_name}: {job.pk}")
