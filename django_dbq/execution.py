@@ -6,6 +6,7 @@ Every write goes through :meth:`Job.fenced_update`, so a worker that lost its cl
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import signal
@@ -14,6 +15,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+from django.db import DatabaseError
 from django.utils import timezone
 
 from . import conf, signals
@@ -24,6 +26,21 @@ from .models import Job
 logger = logging.getLogger(__name__)
 
 RELEASED = {"state": "READY", "lease_token": None, "lease_expires_at": None, "worker_id": ""}
+
+
+def send(signal, **kwargs: Any) -> None:
+    """Send a monitoring signal; a receiver that raises is logged, never fatal to the job."""
+    if not signal.receivers:
+        return
+    for receiver, outcome in signal.send_robust(sender=Job, **kwargs):
+        if isinstance(outcome, Exception):
+            logger.error(
+                "Signal receiver %r raised %s: %s",
+                receiver,
+                type(outcome).__name__,
+                outcome,
+                exc_info=outcome,
+            )
 
 
 class JobLost(Exception):
@@ -87,9 +104,16 @@ class _Alarm:
 class JobRun:
     """Runs a claimed job's steps; ``persist`` retries a write through database outages."""
 
-    def __init__(self, job: Job, persist: Callable[[Callable[[], bool]], bool]):
+    def __init__(
+        self,
+        job: Job,
+        persist: Callable[[Callable[[], bool]], bool],
+        task_scope: contextlib.AbstractContextManager | None = None,
+    ):
         self.job = job
         self.persist = persist
+        # Entered around user code (hooks and the task): where a second signal may interrupt.
+        self.task_scope = task_scope or contextlib.nullcontext()
 
     def write(self, **values: Any) -> None:
         if not self.persist(lambda: self.job.fenced_update(**values)):
@@ -119,7 +143,7 @@ class JobRun:
                     self.cancel()
                 except JobLost:
                     return job.state
-            signals.job_started.send(sender=Job, job=job)
+            send(signals.job_started, job=job)
             while True:
                 step = job.next_task
                 if step not in definition.tasks:
@@ -130,9 +154,9 @@ class JobRun:
                 following = self.run_step(definition, step)
                 if following is None:
                     return job.state
-                signals.step_finished.send(sender=Job, job=job, task=step)
+                send(signals.step_finished, job=job, task=step)
                 if not following:
-                    signals.job_completed.send(sender=Job, job=job)
+                    send(signals.job_completed, job=job)
                     return job.state
                 if one_step or should_stop():
                     self.release()
@@ -140,6 +164,14 @@ class JobRun:
         except JobLost:
             logger.warning("Lost the claim on job %s; another worker owns it now", job.pk)
             return "LOST"
+        except WorkerInterrupted:
+            # Stopped at once: the interrupted step runs again, on this attempt's account.
+            logger.warning("Job %s interrupted in step %s; releasing it", job.pk, job.next_task)
+            try:
+                self.release()
+            except (JobLost, DatabaseError) as error:
+                logger.warning("Could not release job %s (%r); it will be rescued", job.pk, error)
+            raise
 
     def run_step(self, definition: JobDefinition, step: str) -> str | None:
         """Run one step and checkpoint; the next step's path, ``""`` when done, None on failure."""
@@ -147,17 +179,18 @@ class JobRun:
         checkpoint = job.workspace
         try:
             job.workspace = dict(job.workspace or {})
-            hook = definition.hook("pre_task_hook")
-            if hook:
-                hook(job)
-            with _Alarm(definition.timeout, step):
-                if definition.runner is not None:
-                    definition.runner(job, step)
-                else:
-                    load(step)(job)
-            hook = definition.hook("post_task_hook")
-            if hook:
-                hook(job)
+            with self.task_scope:
+                hook = definition.hook("pre_task_hook")
+                if hook:
+                    hook(job)
+                with _Alarm(definition.timeout, step):
+                    if definition.runner is not None:
+                        definition.runner(job, step)
+                    else:
+                        load(step)(job)
+                hook = definition.hook("post_task_hook")
+                if hook:
+                    hook(job)
             following = definition.next_task_after(step)
             if following:
                 self.checkpoint(following)
@@ -203,7 +236,7 @@ class JobRun:
             unique_key=None,
             **values,
         )
-        signals.job_cancelled.send(sender=Job, job=self.job)
+        send(signals.job_cancelled, job=self.job)
         raise JobLost()
 
     def release(self, *, give_back_attempt: bool = True) -> None:
@@ -242,7 +275,7 @@ class JobRun:
         if delay is not None:
             run_after = timezone.now() + datetime.timedelta(seconds=delay)
             self.write(**RELEASED, run_after=run_after, **values)
-            signals.job_retried.send(sender=Job, job=job, delay=delay, manual=False)
+            send(signals.job_retried, job=job, delay=delay, manual=False)
             return
         self.write(
             state="FAILED",
@@ -252,7 +285,7 @@ class JobRun:
             unique_key=None,
             **values,
         )
-        signals.job_failed.send(sender=Job, job=job, exception=error)
+        send(signals.job_failed, job=job, exception=error)
         run_failure_hook(job, definition, error)
 
 

@@ -1,7 +1,10 @@
-"""The worker's background thread: heartbeats, STOPPING marks, rescues and schedules.
+"""The worker's background threads: heartbeats (and STOPPING marks), rescues and schedules.
 
-It has its own database connection, so a long task in the main thread never
-delays a heartbeat, and a heartbeat never interleaves with the main thread's queries.
+Each thread has its own database connection, so a long task in the main thread
+never delays a heartbeat, and a heartbeat never interleaves with the main
+thread's queries. Rescues and schedules live in a thread of their own because
+they may run user code (failure hooks, creation hooks): however long that takes,
+heartbeats go on.
 """
 
 from __future__ import annotations
@@ -9,7 +12,6 @@ from __future__ import annotations
 import logging
 import random
 import threading
-import uuid
 
 from django.db import DatabaseError, connections
 from django.utils import timezone
@@ -21,18 +23,15 @@ from .schedule import Scheduler
 logger = logging.getLogger(__name__)
 
 
-class Maintenance(threading.Thread):
-    """Renews the leases of ``held`` claims; rescues lapsed jobs; enqueues recurring jobs."""
+class _Periodic(threading.Thread):
+    """Calls ``tick()`` every ``interval`` seconds (with jitter) until stopped; never dies."""
 
-    def __init__(self, worker, lease_seconds: float):
-        super().__init__(name="django_dbq-maintenance", daemon=True)
+    def __init__(self, worker, interval: float, name: str):
+        super().__init__(name=name, daemon=True)
         self.worker = worker
-        self.lease_seconds = lease_seconds
-        # Renew well before expiry: a lease survives two missed heartbeats.
-        self.interval = min(max(lease_seconds / 4, 0.05), 5.0)
+        self.interval = interval
         self.wake = threading.Event()
         self.finished = threading.Event()
-        self.scheduler = Scheduler(worker.using)
 
     def run(self) -> None:
         failures = 0
@@ -43,40 +42,91 @@ class Maintenance(threading.Thread):
                     failures = 0
                 except DatabaseError as error:
                     failures += 1
-                    logger.warning("Maintenance: database error (%s); retrying", error)
-                    connections[self.worker.using].close()
+                    logger.warning("%s: database error (%s); retrying", self.name, error)
+                    self._close()
                 except Exception:
-                    logger.exception("Maintenance tick failed")
-                delay = self.interval if not failures else min(self.interval * 2**failures, 5.0)
+                    failures += 1
+                    logger.exception("%s: tick failed", self.name)
+                # Back off while the database is away, but never past two intervals:
+                # heartbeats must resume as soon as it is back.
+                delay = self.interval * min(2**failures, 2) if failures else self.interval
                 self.wake.wait(delay * random.uniform(0.8, 1.0))
                 self.wake.clear()
         finally:
+            self._close()
+
+    def _close(self) -> None:
+        try:
             connections[self.worker.using].close()
+        except Exception:
+            logger.debug("%s: closing the connection failed", self.name, exc_info=True)
 
     def tick(self) -> None:
-        tokens = self.worker.held_tokens()
-        if tokens:
-            self.heartbeat(tokens)
-        if self.worker.stopping and self.worker.current_job is not None:
-            self.mark_stopping(self.worker.current_job.lease_token)
-        rescue_lapsed_jobs(self.worker.using)
-        self.scheduler.enqueue_due()
-
-    def heartbeat(self, tokens: list[uuid.UUID]) -> None:
-        expires = timezone.now() + timezone.timedelta(seconds=self.lease_seconds)
-        renewed = (
-            Job.objects.using(self.worker.using)
-            .filter(lease_token__in=tokens, state__in=("PROCESSING", "STOPPING"))
-            .update(lease_expires_at=expires)
-        )
-        logger.debug("Heartbeat: renewed %s job leases", renewed)
-
-    def mark_stopping(self, token: uuid.UUID | None) -> None:
-        if token is not None:
-            Job.objects.using(self.worker.using).filter(
-                lease_token=token, state="PROCESSING"
-            ).update(state="STOPPING", modified=timezone.now())
+        raise NotImplementedError
 
     def stop(self) -> None:
         self.finished.set()
         self.wake.set()
+
+
+class Heartbeat(_Periodic):
+    """Renews the leases of the jobs the worker holds; marks the running job STOPPING."""
+
+    def __init__(self, worker, lease_seconds: float):
+        # Renew well before expiry: a lease survives two missed heartbeats.
+        super().__init__(worker, min(max(lease_seconds / 4, 0.05), 5.0), "django_dbq-heartbeat")
+        self.lease_seconds = lease_seconds
+        self.marked = None
+
+    def tick(self) -> None:
+        worker = self.worker
+        jobs = worker.held()
+        if jobs:
+            self.heartbeat(jobs)
+        current = worker.current_job
+        if worker.stopping and current is not None and current.lease_token != self.marked:
+            from .worker import mark_stopping
+
+            mark_stopping(current, worker.using)
+            self.marked = current.lease_token
+        waiting = worker.take_waiting_prefetched()
+        if waiting:
+            self.hand_back(waiting)
+
+    def heartbeat(self, jobs: list[Job]) -> None:
+        expires = timezone.now() + timezone.timedelta(seconds=self.lease_seconds)
+        tokens = {job.lease_token for job in jobs if job.lease_token is not None}
+        # By primary key (always indexed) and token (so a rescued job is left alone).
+        renewed = (
+            Job.objects.using(self.worker.using)
+            .filter(pk__in=[job.pk for job in jobs], lease_token__in=tokens)
+            .filter(state__in=("PROCESSING", "STOPPING"))
+            .update(lease_expires_at=expires)
+        )
+        logger.debug("Heartbeat: renewed %s job leases", renewed)
+
+    def hand_back(self, jobs: list[Job]) -> None:
+        """Release prefetched jobs waiting behind a long job, so other workers can run them."""
+        from .execution import JobRun
+
+        for position, job in enumerate(jobs):
+            try:
+                JobRun(job, lambda write: write()).release()
+                logger.debug("Handed back prefetched job %s", job.pk)
+            except DatabaseError:
+                self.worker.give_back_prefetched(jobs[position:])
+                raise
+            except Exception:
+                logger.warning("Prefetched job %s was taken back already", job.pk)
+
+
+class Maintenance(_Periodic):
+    """Rescues lapsed jobs of any worker; enqueues recurring jobs."""
+
+    def __init__(self, worker, lease_seconds: float):
+        super().__init__(worker, min(max(lease_seconds / 4, 0.05), 5.0), "django_dbq-maintenance")
+        self.scheduler = Scheduler(worker.using)
+
+    def tick(self) -> None:
+        rescue_lapsed_jobs(self.worker.using)
+        self.scheduler.enqueue_due()

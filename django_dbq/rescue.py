@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from . import conf, signals
 from .definitions import get_definition
-from .execution import RELEASED, error_record, error_values, run_failure_hook
+from .execution import RELEASED, error_record, error_values, run_failure_hook, send
 from .models import Job, JobQuerySet
 
 logger = logging.getLogger(__name__)
@@ -22,10 +22,11 @@ def rescue_lapsed_jobs(using: str = "default", limit: int = 100) -> int:
     token seen, so two workers rescuing at once rescue a job once. Returns the count.
     """
     now = timezone.now()
+    is_lapsed = Q(lease_expires_at__lt=now) | Q(lease_expires_at__isnull=True)
     lapsed = (
         Job.objects.using(using)
         .filter(state__in=JobQuerySet.ACTIVE)
-        .filter(Q(lease_expires_at__lt=now) | Q(lease_expires_at__isnull=True))
+        .filter(is_lapsed)
         .order_by()[:limit]
     )
     rescued = 0
@@ -44,8 +45,9 @@ def rescue_lapsed_jobs(using: str = "default", limit: int = 100) -> int:
             )
         else:
             values.update(RELEASED)
+        # Still lapsed, still the claim seen: a heartbeat that landed meanwhile keeps the job.
         claim = Job.objects.using(using).filter(
-            pk=job.pk, lease_token=job.lease_token, state__in=JobQuerySet.ACTIVE
+            is_lapsed, pk=job.pk, lease_token=job.lease_token, state__in=JobQuerySet.ACTIVE
         )
         if not claim.update(modified=now, **values):
             continue  # its worker came back, or another worker rescued it first
@@ -53,10 +55,10 @@ def rescue_lapsed_jobs(using: str = "default", limit: int = 100) -> int:
         for name, value in values.items():
             setattr(job, name, value)
         logger.warning("Rescued job %s (%s): %s", job.pk, job.name, message)
-        signals.job_rescued.send(sender=Job, job=job)
+        send(signals.job_rescued, job=job)
         if gives_up:
             logger.error("Job %s failed: lost %s times", job.pk, job.attempts)
-            signals.job_failed.send(sender=Job, job=job, exception=None)
+            send(signals.job_failed, job=job, exception=None)
             try:
                 definition = get_definition(job.name)
             except Exception:

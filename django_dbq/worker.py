@@ -1,4 +1,14 @@
-"""The worker loop: claim, run, checkpoint, renew leases, shut down cleanly."""
+"""The worker loop: claim, run, checkpoint, renew leases, shut down cleanly.
+
+Threads of one worker process, each with its own database connection:
+
+- the main thread claims jobs and runs their steps (user code runs here);
+- the heartbeat thread renews the leases of the jobs this worker holds, marks the
+  running job ``STOPPING`` once a shutdown began, and hands back prefetched jobs
+  that wait behind a long-running one;
+- the maintenance thread rescues other workers' lapsed jobs and enqueues
+  recurring jobs (it may run user hooks, so it is kept apart from the heartbeat).
+"""
 
 from __future__ import annotations
 
@@ -19,8 +29,8 @@ from . import conf
 from .claim import Claimer
 from .exceptions import WorkerInterrupted
 from .execution import JobLost, JobRun
-from .maintenance import Maintenance
-from .models import Job
+from .maintenance import Heartbeat, Maintenance
+from .models import Job, JobQuerySet
 from .wakeup import Poller, PostgresListener
 
 logger = logging.getLogger(__name__)
@@ -29,11 +39,30 @@ logger = logging.getLogger(__name__)
 TRANSIENT_ERRORS = (OperationalError, InterfaceError)
 # A batch is sized so that it holds about this much work (seconds).
 BATCH_WINDOW = 0.1
+# Prefetched jobs waiting behind a job that has run this long are handed back.
+PREFETCH_PATIENCE = 1.0
 
 
 def backoff_delay(failures: int, cap: float = 5.0) -> float:
     """Exponential backoff with jitter: 0.1 s, 0.2 s, ... up to ``cap``."""
     return random.uniform(0.5, 1.0) * min(cap, 0.1 * 2 ** min(failures, 10))
+
+
+class _TaskScope:
+    """Marks the span where user code runs: only there may a second signal interrupt."""
+
+    __slots__ = ("worker",)
+
+    def __init__(self, worker: Worker):
+        self.worker = worker
+
+    def __enter__(self) -> None:
+        if self.worker.abort.is_set():
+            raise WorkerInterrupted()
+        self.worker.in_task = True
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.worker.in_task = False
 
 
 class Worker:
@@ -73,35 +102,76 @@ class Worker:
         self.batch_size = (
             1 if rate_limit_in_seconds else batch_size or conf.get("DBQ_CLAIM_BATCH_SIZE")
         )
-        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        # The column holds 100 characters: keep the unique tail of a long host name.
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"[-100:]
         self.alive = True
         self.stopping = False
         self.current_job: Job | None = None
+        self.current_job_started = 0.0
         self.prefetched: list[Job] = []
-        self.stop_event = threading.Event()
+        # Guards ``prefetched`` and ``current_job`` between the main and heartbeat threads.
+        self.lock = threading.Lock()
+        self.stop_event = threading.Event()  # first signal: finish the step, then stop
+        self.abort = threading.Event()  # second signal: stop at once
+        self.in_task = False
         self.seconds_per_job: float | None = None
         self.last_job_started = 0.0
         self._claimer: Claimer | None = None
         self._signals = 0
+        self._heartbeat: Heartbeat | None = None
+        self._maintenance: Maintenance | None = None
 
     # -- public API ---------------------------------------------------------
 
     def shutdown(self, signum: int | None = None, frame: Any = None) -> None:
-        """First call: finish the running step, release the rest, stop. Second: stop at once."""
+        """First call: finish the running step, release the rest, stop. Second: stop at once.
+
+        Safe as a signal handler: it writes nothing itself while the worker runs
+        (the heartbeat thread marks the running job ``STOPPING``); it only
+        raises, to interrupt a task, while user code runs.
+        """
         self._signals += 1
         self.alive = False
         self.stopping = True
         self.stop_event.set()
-        if self._maintenance is not None:
-            self._maintenance.wake.set()
-        if self._signals > 1 and self.current_job is not None:
+        if self._signals > 1:
+            self.abort.set()
+        threads = [t for t in (self._heartbeat, self._maintenance) if t is not None]
+        for thread in threads:
+            thread.wake.set()
+        if not threads and self.current_job is not None and self._signals == 1:
+            # Driven by hand (django-db-queue 3.x style), not by run(): mark it now.
+            mark_stopping(self.current_job, self.using)
+        if self._signals > 1 and self.in_task:
+            self.in_task = False  # interrupt once
             raise WorkerInterrupted()
 
-    _maintenance: Maintenance | None = None
+    def held(self) -> list[Job]:
+        """The jobs this worker has claimed and not finished or handed back."""
+        with self.lock:
+            jobs = list(self.prefetched)
+            if self.current_job is not None:
+                jobs.append(self.current_job)
+        return jobs
 
     def held_tokens(self) -> list[uuid.UUID]:
-        jobs = [*self.prefetched, *([self.current_job] if self.current_job else [])]
-        return list({job.lease_token for job in jobs if job.lease_token is not None})
+        return list({job.lease_token for job in self.held() if job.lease_token is not None})
+
+    def take_waiting_prefetched(self) -> list[Job]:
+        """Prefetched jobs stuck behind a long-running job (called by the heartbeat thread)."""
+        with self.lock:
+            if (
+                not self.prefetched
+                or self.current_job is None
+                or time.monotonic() - self.current_job_started < PREFETCH_PATIENCE
+            ):
+                return []
+            jobs, self.prefetched = self.prefetched, []
+        return jobs
+
+    def give_back_prefetched(self, jobs: list[Job]) -> None:
+        with self.lock:
+            self.prefetched[:0] = jobs
 
     @property
     def claimer(self) -> Claimer:
@@ -118,19 +188,31 @@ class Worker:
             previous = {
                 sig: signal.signal(sig, self.shutdown) for sig in (signal.SIGTERM, signal.SIGINT)
             }
-        self._prepare_connection()
-        waiter = self._make_waiter()
-        self._maintenance = Maintenance(self, self.lease_seconds)
-        self._maintenance.start()
+        waiter = None
         try:
+            self._prepare_connection()
+            waiter = self._make_waiter()
+            self._heartbeat = Heartbeat(self, self.lease_seconds)
+            self._maintenance = Maintenance(self, self.lease_seconds)
+            self._heartbeat.start()
+            self._maintenance.start()
             self._loop(waiter)
         except WorkerInterrupted:
             logger.warning("Stopped at once by a second signal")
         finally:
-            self._release_prefetched()
-            self._maintenance.stop()
-            self._maintenance.join(timeout=10)
-            waiter.close()
+            try:
+                self._release_prefetched()
+            except WorkerInterrupted:
+                pass  # a third signal: the lease lapses and the jobs are rescued
+            for thread in (self._maintenance, self._heartbeat):
+                if thread is not None:
+                    thread.stop()
+            for thread in (self._maintenance, self._heartbeat):
+                if thread is not None and thread.is_alive():
+                    thread.join(timeout=10)
+            self._heartbeat = self._maintenance = None
+            if waiter is not None:
+                waiter.close()
             if in_main_thread:
                 for sig, handler in previous.items():
                     signal.signal(sig, handler)
@@ -140,13 +222,19 @@ class Worker:
         """Claim one job and run one step of it (the django-db-queue 3.x test entry point)."""
         jobs = self.claimer.claim(1)
         if jobs:
-            self.current_job = jobs[0]
+            with self.lock:
+                self.current_job = jobs[0]
+                self.current_job_started = time.monotonic()
             try:
-                JobRun(jobs[0], self._persist).run(one_step=True)
+                self._job_run(jobs[0]).run(one_step=True)
             finally:
-                self.current_job = None
+                with self.lock:
+                    self.current_job = None
 
     # -- the loop -------------------------------------------------------------
+
+    def _job_run(self, job: Job) -> JobRun:
+        return JobRun(job, self._persist, task_scope=_TaskScope(self))
 
     def _make_waiter(self) -> Poller:
         if self.listen and connections[self.using].vendor == "postgresql":
@@ -157,8 +245,11 @@ class Worker:
         connection = connections[self.using]
         if connection.vendor == "sqlite":
             # WAL lets readers (the maintenance thread, the web app) work beside the writer.
-            with connection.cursor() as cursor:
-                cursor.execute("PRAGMA journal_mode=WAL")
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute("PRAGMA journal_mode=WAL")
+            except DatabaseError as error:
+                logger.warning("Could not switch SQLite to WAL mode: %s", error)
 
     def _loop(self, waiter: Poller) -> None:
         failures = 0
@@ -167,9 +258,12 @@ class Worker:
                 if isinstance(waiter, PostgresListener):
                     waiter.listening()  # LISTEN before looking, so no notification falls between
                 if not self.prefetched:
-                    self.prefetched = self.claimer.claim(self._next_batch_size())
+                    jobs = self.claimer.claim(self._next_batch_size())
+                    if jobs:
+                        with self.lock:
+                            self.prefetched.extend(jobs)
                 failures = 0
-            except TRANSIENT_ERRORS as error:
+            except DatabaseError as error:
                 failures += 1
                 self._reset_connection(error, failures)
                 continue
@@ -180,8 +274,27 @@ class Worker:
                 waiter.wait(self.poll_interval)
                 continue
             self._pace()
+            job = self._start_next()
+            if job is None:
+                continue
+            try:
+                self._run(job)
+            except Exception as error:  # never let one job's trouble stop the worker
+                failures += 1
+                logger.exception(
+                    "Error while running job %s; it is rescued once its lease lapses", job.pk
+                )
+                self._reset_connection(error, failures)
+
+    def _start_next(self) -> Job | None:
+        """Take the next prefetched job and make it current (None when stopping)."""
+        with self.lock:
+            if self.stopping or not self.prefetched:
+                return None
             job = self.prefetched.pop(0)
-            self._run(job)
+            self.current_job = job
+            self.current_job_started = time.monotonic()
+        return job
 
     def _next_batch_size(self) -> int:
         if self.seconds_per_job is None:
@@ -197,29 +310,28 @@ class Worker:
 
     def _run(self, job: Job) -> None:
         started = time.monotonic()
-        self.current_job = job
         try:
-            JobRun(job, self._persist).run(should_stop=lambda: self.stopping)
+            self._job_run(job).run(should_stop=lambda: self.stopping)
         finally:
-            self.current_job = None
+            with self.lock:
+                self.current_job = None
         took = time.monotonic() - started
         self.seconds_per_job = (
             took if self.seconds_per_job is None else 0.8 * self.seconds_per_job + 0.2 * took
         )
         connection = connections[self.using]
-        if (
-            connection.errors_occurred
-            and not connection.in_atomic_block
-            and not connection.is_usable()
-        ):
-            connection.close()  # the task's own queries broke it; reconnect for the next job
+        if connection.errors_occurred:
+            connection.errors_occurred = False
+            if not connection.in_atomic_block and not connection.is_usable():
+                connection.close()  # the task's own queries broke it; reconnect for the next job
 
     def _release_prefetched(self) -> None:
         """Hand back claimed jobs that never started, so a stop strands nothing."""
-        jobs, self.prefetched = self.prefetched, []
+        with self.lock:
+            jobs, self.prefetched = self.prefetched, []
         for job in jobs:
             try:
-                JobRun(job, self._persist).release()
+                self._job_run(job).release()
             except (JobLost, DatabaseError):
                 logger.warning("Could not release job %s; it will be rescued", job.pk)
 
@@ -227,7 +339,12 @@ class Worker:
 
     def _reset_connection(self, error: Exception, failures: int, *, sleep=None) -> None:
         delay = backoff_delay(failures)
-        logger.warning("Database unavailable (%s); retrying in %.2f s", str(error).strip(), delay)
+        logger.warning(
+            "Database error (%s: %s); retrying in %.2f s",
+            type(error).__name__,
+            str(error).strip(),
+            delay,
+        )
         try:
             connections[self.using].close()
         except DatabaseError:
@@ -235,7 +352,11 @@ class Worker:
         (sleep or self.stop_event.wait)(delay)
 
     def _persist(self, write: Callable[[], bool]) -> bool:
-        """Run a fenced write, retrying through outages until it lands or the lease is surely gone."""
+        """Run a fenced write, retrying through outages until it lands or the lease is surely gone.
+
+        A first signal does not cut this short (a stopping worker still saves its
+        checkpoint); a second one leaves after one more try.
+        """
         failures = 0
         give_up_at = time.monotonic() + self.lease_seconds * 2
         while True:
@@ -243,8 +364,17 @@ class Worker:
                 return write()
             except TRANSIENT_ERRORS as error:
                 failures += 1
-                if time.monotonic() > give_up_at:
+                if time.monotonic() > give_up_at or (self.abort.is_set() and failures > 1):
                     logger.error("Giving up a write after %s tries: %s", failures, error)
                     return False
-                # Not interruptible: a stopping worker still saves its checkpoint.
-                self._reset_connection(error, failures, sleep=time.sleep)
+                self._reset_connection(error, failures, sleep=self.abort.wait)
+
+
+def mark_stopping(job: Job, using: str) -> int:
+    """Mark ``job`` ``STOPPING`` while the claim that set its token is current."""
+    from django.utils import timezone
+
+    jobs = Job.objects.using(using).filter(pk=job.pk, lease_token=job.lease_token)
+    return jobs.exclude(state__in=(*JobQuerySet.FINISHED, "STOPPING")).update(
+        state="STOPPING", modified=timezone.now()
+    )
