@@ -85,6 +85,8 @@ JOBS = {
     },
     "recorded": ["tests.jobs.record_a", "tests.jobs.record_b", "tests.jobs.record_c"],
     "slow": ["tests.jobs.sleep_step", "tests.jobs.record_a", "tests.jobs.record_b"],
+    # A finished step, a long one, then one more (fault suite: kills and signals mid-task).
+    "long": ["tests.jobs.record_a", "tests.jobs.sleep_step", "tests.jobs.record_b"],
     "flaky": {
         "tasks": ["tests.jobs.fail_until"],
         "max_attempts": 3,
