@@ -124,3 +124,22 @@ LOGGING = {
         "django_dbq": {"handlers": ["console"], "level": os.environ.get("DBQ_LOG_LEVEL", "INFO")}
     },
 }
+
+# Django's Tasks framework (tests/test_tasks_backend.py). On Django 5.2 the API comes
+# from the django-tasks backport, which is an app of its own.
+try:
+    import django.tasks  # noqa: F401
+except ImportError:
+    INSTALLED_APPS.append("django_tasks")
+TASKS = {
+    "default": {
+        "BACKEND": "django_dbq.tasks_backend.DatabaseBackend",
+        "QUEUES": ["default", "tasks"],
+        "OPTIONS": {"retry_backoff": "fixed", "retry_delay": 0},
+    },
+    "retrying": {
+        "BACKEND": "django_dbq.tasks_backend.DatabaseBackend",
+        "QUEUES": [],  # any queue
+        "OPTIONS": {"max_attempts": 2, "retry_backoff": "fixed", "retry_delay": 0},
+    },
+}

@@ -1,0 +1,253 @@
+"""The worker's side of Django Tasks: job names, the Task check, running a task, reading a row back.
+
+A task is an ordinary :class:`~django_dbq.models.Job` whose name is
+``DJANGO_TASK_PREFIX + "<backend alias>:<module path of the Task>"`` and whose only
+step is that module path. The worker claims, leases, rescues and retries it like
+any job; only the step itself runs through :func:`run_task` instead of being
+called with the job.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from django.dispatch import receiver
+from django.utils.module_loading import import_string
+
+from .. import signals as dbq_signals
+from ..definitions import DJANGO_TASK_PREFIX, JobDefinition
+from ..exceptions import FailPermanently
+from .compat import (
+    InvalidTask,
+    Task,
+    TaskContext,
+    TaskError,
+    TaskResult,
+    TaskResultStatus,
+    normalize_json,
+    task_backends,
+    task_finished,
+    task_started,
+)
+
+if TYPE_CHECKING:
+    from ..models import Job
+
+logger = logging.getLogger("django_dbq.tasks")
+
+STATUSES = {
+    "NEW": TaskResultStatus.READY,
+    "READY": TaskResultStatus.READY,
+    "PROCESSING": TaskResultStatus.RUNNING,
+    "STOPPING": TaskResultStatus.RUNNING,
+    "COMPLETE": TaskResultStatus.SUCCESSFUL,
+    "FAILED": TaskResultStatus.FAILED,
+    "CANCELLED": TaskResultStatus.FAILED,
+}
+# Job states in which ``worker_id`` names the worker of the latest attempt.
+HELD_OR_DONE = ("PROCESSING", "STOPPING", "COMPLETE")
+
+
+class NotATask(InvalidTask):
+    """A stored row names something that is not a Django ``Task``; it is never called."""
+
+
+class InvalidReturnValue(FailPermanently):
+    """The task returned something that is not JSON; the task is failed, not retried."""
+
+
+class WorkerLost(Exception):
+    """Reported as the error of an attempt whose worker died (its lease ran out)."""
+
+
+# -- names ------------------------------------------------------------------
+
+
+def job_name(alias: str, module_path: str) -> str:
+    return f"{DJANGO_TASK_PREFIX}{alias}:{module_path}"
+
+
+def split_name(name: str) -> tuple[str, str]:
+    """``(backend alias, module path)`` of a task job's name."""
+    alias, separator, path = name[len(DJANGO_TASK_PREFIX) :].rpartition(":")
+    if not name.startswith(DJANGO_TASK_PREFIX) or not separator or not alias or not path:
+        raise NotATask(f"{name!r} is not the name of a Django Task job.")
+    return alias, path
+
+
+# -- JSON ---------------------------------------------------------------------
+
+
+def json_value(value: Any) -> Any:
+    """``value`` as the JSON it will be stored as; raises ``TypeError``/``ValueError`` otherwise.
+
+    Tuples become lists and bytes become text (as Django's own backends do); anything
+    that would come back different (non-string keys, NaN) is refused.
+    """
+    normalized = normalize_json(value)
+    text = json.dumps(normalized, allow_nan=False)
+    if json.loads(text) != normalized:
+        raise ValueError("it would not read back the same (are all dict keys strings?)")
+    return normalized
+
+
+# -- the security check -----------------------------------------------------------
+
+
+def resolve_task(path: str) -> Task:
+    """The ``Task`` object at ``path``; :class:`NotATask` for anything else."""
+    try:
+        target = import_string(path)
+    except Exception as error:  # ImportError, or a module that raises while importing
+        raise NotATask(f"{path!r} cannot be imported: {type(error).__name__}: {error}") from None
+    if not isinstance(target, Task):
+        raise NotATask(
+            f"{path!r} is a {type(target).__name__}, not a Django Task: refusing to run it."
+        )
+    return target
+
+
+def database_backend(alias: str):
+    from .backend import DatabaseBackend
+
+    backend = task_backends[alias]
+    if not isinstance(backend, DatabaseBackend):
+        raise NotATask(
+            f"TASKS[{alias!r}] is {type(backend).__name__}, not django_dbq's DatabaseBackend."
+        )
+    return backend
+
+
+# -- running ------------------------------------------------------------------------
+
+
+def task_definition(name: str) -> JobDefinition:
+    """The one-step definition of a task job (called by ``get_definition``).
+
+    Imports the task and checks that it is a ``Task``: a row naming anything else
+    fails before any of its code is called.
+    """
+    alias, path = split_name(name)
+    backend = database_backend(alias)
+    task = resolve_task(path)
+    return JobDefinition(name=name, tasks=(path,), runner=run_task, **backend.policy_for(task))
+
+
+def run_task(job: Job, step: str) -> None:
+    """Call the task with the stored arguments; keep its return value in the workspace."""
+    task = resolve_task(step)
+    workspace = job.workspace
+    args, kwargs = list(workspace.get("args") or []), dict(workspace.get("kwargs") or {})
+    if task.takes_context:
+        context = TaskContext(task_result=result_from_job(job))
+        value = task.call(context, *args, **kwargs)
+    else:
+        value = task.call(*args, **kwargs)
+    try:
+        workspace["return_value"] = json_value(value)
+    except (TypeError, ValueError) as error:
+        raise InvalidReturnValue(
+            f"{step} returned a {type(value).__name__}, which is not JSON: {error}"
+        ) from None
+
+
+# -- reading a row back as a TaskResult ---------------------------------------------
+
+
+def _class_path(record: dict) -> str:
+    if record.get("class"):
+        return record["class"]
+    kind = record.get("type") or "Exception"
+    if kind == "WorkerLost":
+        return f"{WorkerLost.__module__}.WorkerLost"
+    import builtins
+
+    return f"builtins.{kind}" if isinstance(getattr(builtins, kind, None), type) else kind
+
+
+def _worker_ids(job: Job) -> list[str]:
+    """One worker id per attempt (so ``TaskResult.attempts`` is the job's attempt count)."""
+    # RetryLater hands its attempt back, so its record is not an attempt.
+    known = [r.get("worker") or "" for r in job.errors or [] if r.get("type") != "RetryLater"]
+    if job.state in HELD_OR_DONE and job.worker_id:
+        known.append(job.worker_id)
+    attempts = job.attempts
+    if len(known) >= attempts:
+        return known[len(known) - attempts :]
+    return ["unknown"] * (attempts - len(known)) + known  # older history was trimmed
+
+
+def result_from_job(job: Job, task: Task | None = None) -> TaskResult:
+    """The ``TaskResult`` a task job's row stands for."""
+    alias, path = split_name(job.name)
+    if task is None:
+        task = resolve_task(path)
+        try:
+            task = task.using(
+                priority=job.priority,
+                queue_name=job.queue_name,
+                run_after=job.run_after,
+                backend=alias,
+            )
+        except InvalidTask:
+            pass  # the settings changed since it was enqueued; describe it as defined now
+    workspace = job.workspace or {}
+    status = STATUSES[job.state]
+    result = TaskResult(
+        task=task,
+        id=str(job.pk),
+        status=status,
+        enqueued_at=job.created,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        last_attempted_at=job.started_at,
+        args=list(workspace.get("args") or []),
+        kwargs=dict(workspace.get("kwargs") or {}),
+        backend=alias,
+        errors=[
+            TaskError(
+                exception_class_path=_class_path(record),
+                traceback=record.get("traceback") or record.get("message") or "",
+            )
+            for record in job.errors or []
+        ],
+        worker_ids=_worker_ids(job),
+    )
+    if status == TaskResultStatus.SUCCESSFUL:
+        object.__setattr__(result, "_return_value", workspace.get("return_value"))
+    return result
+
+
+# -- Django's task signals, sent from the job signals ----------------------------------
+# (Connected without ``sender=Job`` so that importing this module never loads models:
+# ``@task`` may run while the app registry is still loading.)
+
+
+def _send(signal, job: Job) -> None:
+    if not job.name.startswith(DJANGO_TASK_PREFIX):
+        return
+    try:
+        result = result_from_job(job)
+        sender = type(task_backends[result.backend])
+    except Exception as error:  # a row that names no Task: it was failed, nothing to report
+        logger.warning("No task signal for job %s: %s", job.pk, error)
+        return
+    # A receiver that raises must not take the worker down with it.
+    for handler, response in signal.send_robust(sender, task_result=result):
+        if isinstance(response, Exception):
+            logger.error(
+                "Task signal receiver %r raised %s: %s", handler, type(response).__name__, response
+            )
+
+
+@receiver(dbq_signals.job_started, dispatch_uid="django_dbq.tasks.started")
+def _job_started(sender: Any, job: Job, **kwargs: Any) -> None:
+    _send(task_started, job)
+
+
+@receiver(dbq_signals.job_completed, dispatch_uid="django_dbq.tasks.completed")
+@receiver(dbq_signals.job_failed, dispatch_uid="django_dbq.tasks.failed")
+def _job_finished(sender: Any, job: Job, **kwargs: Any) -> None:
+    _send(task_finished, job)
