@@ -1,5 +1,6 @@
 """Task functions used by the test suite's JOBS setting."""
 
+import datetime
 import os
 import time
 
@@ -126,3 +127,8 @@ def fail_then_cancelled(job):
 
 
 not_callable = 42
+
+
+def snooze_five_minutes(job):
+    """Asks to run again in five minutes."""
+    raise RetryLater(delay=datetime.timedelta(minutes=5), reason="come back later")
