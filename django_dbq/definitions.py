@@ -27,7 +27,7 @@ from .exceptions import UnknownJob
 
 HOOK_KEYS = ("creation_hook", "pre_task_hook", "post_task_hook", "failure_hook")
 RETRY_KEYS = ("max_attempts", "retry_backoff", "retry_delay", "retry_delay_max")
-KNOWN_KEYS = frozenset(("tasks", "timeout", *HOOK_KEYS, *RETRY_KEYS))
+KNOWN_KEYS = frozenset(("tasks", "timeout", "step_timeouts", *HOOK_KEYS, *RETRY_KEYS))
 # Job names with this prefix are Django Tasks (see django_dbq.tasks_backend).
 DJANGO_TASK_PREFIX = "django.tasks:"
 
@@ -54,6 +54,8 @@ class JobDefinition:
     retry_delay: float = 1.0
     retry_delay_max: float = 3600.0
     timeout: float | None = None
+    # Per-step limits ({task path: seconds}) that override ``timeout`` for those steps.
+    step_timeouts: tuple[tuple[str, float], ...] = ()
     # Django Tasks jobs run their step through this instead of calling the path.
     runner: Callable[[Any, str], Any] | None = field(default=None, compare=False)
 
@@ -70,6 +72,13 @@ class JobDefinition:
             return self.retry_delay
         ceiling = min(self.retry_delay_max, self.retry_delay * (2 ** max(attempt - 1, 0)))
         return random.uniform(ceiling / 2, ceiling)
+
+    def timeout_for(self, step: str) -> float | None:
+        """Seconds ``step`` may run before it is interrupted (None: no limit)."""
+        for path, seconds in self.step_timeouts:
+            if path == step:
+                return seconds
+        return self.timeout
 
     def hook(self, kind: str) -> Callable | None:
         path = getattr(self, kind)
@@ -156,6 +165,16 @@ def parse_definition(name: Any, raw: Any) -> JobDefinition:
             "Wrap the function under a second name for the second step.",
         )
     hooks = {key: _check_path(options[key], key, name) for key in HOOK_KEYS if options.get(key)}
+    step_timeouts = options.get("step_timeouts", {})
+    if not isinstance(step_timeouts, dict) or set(step_timeouts) - set(tasks):
+        raise DefinitionError(
+            f"JOBS[{name!r}]: step_timeouts must map some of the job's task paths to seconds,"
+            f" not {step_timeouts!r}.",
+            "django_dbq.E005",
+            'e.g. "step_timeouts": {"app.jobs.slow_step": 300}',
+        )
+    for path in step_timeouts:
+        _number(step_timeouts, path, None, name, zero=False)
     backoff = options.get("retry_backoff", conf.get("DBQ_RETRY_BACKOFF"))
     if backoff not in ("exponential", "fixed"):
         raise DefinitionError(
@@ -173,6 +192,7 @@ def parse_definition(name: Any, raw: Any) -> JobDefinition:
         retry_delay=_number(options, "retry_delay", conf.get("DBQ_RETRY_DELAY"), name),
         retry_delay_max=_number(options, "retry_delay_max", conf.get("DBQ_RETRY_DELAY_MAX"), name),
         timeout=_number(options, "timeout", None, name, zero=False),
+        step_timeouts=tuple((path, seconds) for path, seconds in step_timeouts.items() if seconds),
         **hooks,
     )
 

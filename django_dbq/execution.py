@@ -183,7 +183,7 @@ class JobRun:
                 hook = definition.hook("pre_task_hook")
                 if hook:
                     hook(job)
-                with _Alarm(definition.timeout, step):
+                with _Alarm(definition.timeout_for(step), step):
                     if definition.runner is not None:
                         definition.runner(job, step)
                     else:
