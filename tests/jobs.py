@@ -132,3 +132,8 @@ not_callable = 42
 def snooze_five_minutes(job):
     """Asks to run again in five minutes."""
     raise RetryLater(delay=datetime.timedelta(minutes=5), reason="come back later")
+
+
+def cancel_myself(job):
+    """Asks for its own job to be cancelled, then returns normally."""
+    assert job.cancel() is True
