@@ -1,0 +1,135 @@
+"""The fault suite: real ``manage.py worker`` processes killed, paused and stopped mid-work.
+
+Each test bounds every wait (``wait_for``); none asserts on timing. Steps record
+each run in ``tests_execution``, so the tests can count how often every step ran.
+"""
+
+import collections
+import random
+import signal
+
+import pytest
+
+from django_dbq.models import Job
+from tests.conftest import wait_for
+from tests.models import Execution
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SLEEP = "tests.jobs.sleep_step"
+# Short leases so that a lost worker's job is rescued within seconds.
+SHORT_LEASE = {"DBQ_LEASE_SECONDS": "2"}
+
+
+def runs(job: Job) -> collections.Counter:
+    """How many times each step of ``job`` ran."""
+    return collections.Counter(
+        Execution.objects.filter(job_id=str(job.pk)).values_list("step", flat=True)
+    )
+
+
+def row(job: Job) -> dict:
+    return Job.objects.filter(pk=job.pk).values().get()
+
+
+def in_step(job: Job, step: str) -> bool:
+    values = row(job)
+    return values["state"] in ("PROCESSING", "STOPPING") and values["next_task"] == step
+
+
+def state_is(job: Job, state: str):
+    return lambda: row(job)["state"] == state
+
+
+def test_kill_9_mid_task_another_worker_finishes_without_rerunning_finished_steps(start_worker):
+    job = Job.objects.create(name="long", workspace={"sleep": 4})
+    first = start_worker(env=SHORT_LEASE)
+    wait_for(lambda: in_step(job, SLEEP), what="the first worker to reach the long step")
+    assert runs(job) == {"a": 1}
+    first.signal(signal.SIGKILL)
+    first.wait()
+
+    second = start_worker(env=SHORT_LEASE)
+    wait_for(state_is(job, "COMPLETE"), what="the job to complete on the second worker")
+    assert runs(job) == {"a": 1, "sleep": 1, "b": 1}  # step a was not run again
+    values = row(job)
+    assert values["attempts"] == 2
+    assert values["lease_token"] is None
+    assert [error["type"] for error in values["errors"]] == ["WorkerLost"]
+    assert f"Rescued job {job.pk}" in second.log()
+    lost_pids = set(
+        Execution.objects.filter(job_id=str(job.pk), step="a").values_list("pid", flat=True)
+    )
+    assert lost_pids == {first.pid}
+
+
+def _counts_per_step(jobs: int, steps: str = "abc") -> tuple[collections.Counter, set]:
+    counts = collections.Counter(Execution.objects.values_list("job_id", "step"))
+    ids = {str(pk) for pk in Job.objects.values_list("pk", flat=True)}
+    missing = {(job_id, step) for job_id in ids for step in steps} - set(counts)
+    assert len(ids) == jobs
+    return counts, missing
+
+
+def _run_many(start_worker, *, jobs: int, workers: int, kills: int, seed: int) -> None:
+    Job.objects.bulk_create([Job(name="recorded") for _ in range(jobs)])
+    # A lease long enough that a loaded machine never lets a live worker's lease lapse.
+    env = {"DBQ_LEASE_SECONDS": "4"}
+    running = [start_worker(env=env) for _ in range(workers)]
+    rng = random.Random(seed)
+    completed = lambda: Job.objects.filter(state="COMPLETE").count()  # noqa: E731
+    for kill in range(kills):
+        threshold = jobs * (kill + 1) // (kills + 2)
+        wait_for(lambda: completed() >= threshold, what=f"{threshold} jobs to complete")  # noqa: B023
+        victim = rng.choice(running)
+        victim.signal(signal.SIGKILL)
+        victim.wait()
+        running.remove(victim)
+        running.append(start_worker(env=env))
+    wait_for(lambda: completed() == jobs, what=f"all {jobs} jobs to complete")
+    assert Job.objects.exclude(state="COMPLETE").count() == 0
+
+    counts, missing = _counts_per_step(jobs)
+    assert not missing, f"steps that never ran: {sorted(missing)[:5]}"
+    extra = sum(count - 1 for count in counts.values())
+    # A kill interrupts at most the one step its worker was running.
+    assert extra <= kills, collections.Counter(counts.values())
+    for worker in running:
+        assert worker.process.poll() is None, worker.log()[-3000:]
+        worker.signal(signal.SIGTERM)
+        assert worker.wait() == 0
+        assert "Traceback" not in worker.log(), worker.log()[-3000:]
+
+
+def test_many_workers_with_random_kill_9_every_job_completes_each_step_once(start_worker):
+    _run_many(start_worker, jobs=1000, workers=4, kills=3, seed=20261127)
+
+
+def test_four_workers_run_every_step_exactly_once(start_worker):
+    """No kills: nothing runs twice, on SQLite too (no "database is locked" crash)."""
+    _run_many(start_worker, jobs=400, workers=4, kills=0, seed=0)
+
+
+def test_sigstop_past_the_lease_then_sigcont_late_writes_change_nothing(start_worker):
+    job = Job.objects.create(name="long", workspace={"sleep": 3})
+    first = start_worker(env=SHORT_LEASE)
+    wait_for(lambda: in_step(job, SLEEP), what="the first worker to reach the long step")
+    first.signal(signal.SIGSTOP)
+    try:
+        second = start_worker(env=SHORT_LEASE)
+        wait_for(state_is(job, "COMPLETE"), what="the job to be rescued and completed")
+        finished = row(job)
+    finally:
+        first.signal(signal.SIGCONT)
+    # The paused worker wakes up, finishes its step, and finds its claim gone.
+    wait_for(lambda: f"Lost the claim on job {job.pk}" in first.log(), what="the lost claim")
+    assert row(job) == finished
+    assert finished["next_task"] == ""
+    # Its step ran (at-least-once), but it changed nothing and the worker lives on.
+    assert runs(job) == {"a": 1, "sleep": 2, "b": 1}
+    assert first.process.poll() is None
+    other = Job.objects.create(name="noop")
+    wait_for(state_is(other, "COMPLETE"), what="a later job to complete")
+    for worker in (first, second):
+        worker.signal(signal.SIGTERM)
+        assert worker.wait() == 0
