@@ -1,0 +1,131 @@
+"""Recurring jobs: each tick of DBQ_SCHEDULE is enqueued once, however many workers run."""
+
+import datetime
+import re
+import signal
+import threading
+
+import pytest
+from django.db import connection
+from django.test import override_settings
+from django.utils import timezone
+
+from django_dbq.models import Job, Schedule
+from django_dbq.schedule import ScheduleEntry, Scheduler, parse_schedule
+from tests.conftest import wait_for
+
+pytestmark = pytest.mark.django_db
+
+EVERY_MINUTE = {
+    "minutely": {
+        "job": "chain",
+        "cron": "* * * * *",
+        "workspace": {"input": 7},
+        "queue_name": "reports",
+        "priority": 3,
+    }
+}
+
+
+def test_parse_schedule_reads_every_option():
+    [entry], problems = parse_schedule(EVERY_MINUTE)
+    assert problems == []
+    assert entry == ScheduleEntry(
+        name="minutely", job="chain", cron="* * * * *", workspace={"input": 7},
+        queue_name="reports", priority=3,
+    )
+    [entry], _ = parse_schedule({"s": {"job": "noop", "cron": "0 3 * * *"}})
+    assert (entry.queue_name, entry.priority, entry.workspace) == ("default", 0, {})
+
+
+def test_ticks_follow_the_cron_expression():
+    entry = ScheduleEntry(name="s", job="noop", cron="*/15 * * * *")
+    now = datetime.datetime(2026, 1, 1, 10, 20, 5, tzinfo=datetime.UTC)
+    assert entry.previous_tick(now) == now.replace(minute=15, second=0)
+    assert entry.next_tick(now) == now.replace(minute=30, second=0)
+
+
+@override_settings(DBQ_SCHEDULE=EVERY_MINUTE)
+def test_a_new_schedule_starts_at_its_next_tick():
+    assert Scheduler().enqueue_due() == 0
+    assert not Job.objects.exists()
+    row = Schedule.objects.get(name="minutely")
+    assert row.last_tick <= timezone.now()
+    assert row.last_tick.second == 0 and row.last_tick.microsecond == 0
+
+
+@override_settings(DBQ_SCHEDULE=EVERY_MINUTE)
+def test_a_due_tick_enqueues_one_job_whichever_worker_sees_it():
+    Scheduler().enqueue_due()
+    row = Schedule.objects.get()
+    Schedule.objects.update(last_tick=row.last_tick - datetime.timedelta(minutes=1))
+    first, second = Scheduler(), Scheduler()
+    assert first.enqueue_due() == 1
+    assert first.enqueue_due() == 0  # same tick, same worker
+    assert second.enqueue_due() == 0  # same tick, another worker: the database says no
+    job = Job.objects.get()
+    assert (job.name, job.queue_name, job.priority) == ("chain", "reports", 3)
+    assert job.workspace == {"input": 7} and job.next_task == "tests.jobs.step_one"
+    assert Schedule.objects.get().last_tick == row.last_tick
+
+
+@override_settings(DBQ_SCHEDULE=EVERY_MINUTE)
+def test_ticks_missed_while_no_worker_ran_are_not_replayed():
+    Schedule.objects.create(name="minutely", last_tick=timezone.now() - datetime.timedelta(days=3))
+    assert Scheduler().enqueue_due() == 1
+    assert Scheduler().enqueue_due() == 0
+    assert Job.objects.count() == 1
+    assert timezone.now() - Schedule.objects.get().last_tick < datetime.timedelta(minutes=2)
+
+
+@override_settings(
+    DBQ_SCHEDULE={**EVERY_MINUTE, "broken": {"job": "missing", "cron": "* * * * *"}}
+)
+def test_a_broken_entry_is_skipped_and_the_others_still_run():
+    Schedule.objects.create(name="minutely", last_tick=timezone.now() - datetime.timedelta(hours=1))
+    assert Scheduler().enqueue_due() == 1
+    assert not Schedule.objects.filter(name="broken").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_schedulers_enqueue_each_tick_exactly_once():
+    entry = ScheduleEntry(name="race", job="noop", cron="* * * * *")
+    start = entry.previous_tick(timezone.now()) - datetime.timedelta(minutes=10)
+    Schedule.objects.create(name="race", last_tick=start)
+    threads = 6
+    for minute in range(1, 4):
+        tick = start + datetime.timedelta(minutes=minute)
+        barrier, counts = threading.Barrier(threads), []
+
+        def enqueue(tick=tick, barrier=barrier, counts=counts):
+            try:
+                barrier.wait()
+                counts.append(Scheduler().enqueue_tick(entry, tick))
+            finally:
+                connection.close()
+
+        workers = [threading.Thread(target=enqueue) for _ in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        assert sorted(counts) == [0] * (threads - 1) + [1], (minute, counts)
+    assert Job.objects.filter(name="noop").count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_several_real_workers_enqueue_each_tick_once(start_worker):
+    env = {"DJANGO_SETTINGS_MODULE": "tests.settings_schedule", "DBQ_LEASE_SECONDS": "2"}
+    workers = [start_worker(env=env) for _ in range(3)]
+    wait_for(lambda: Job.objects.filter(queue_name="cron-test").count() >= 4, what="4 ticks")
+    for worker in workers:
+        worker.signal(signal.SIGTERM)
+    assert [worker.wait() for worker in workers] == [0, 0, 0]
+    pattern = re.compile(r"Enqueued (\S+) for schedule every-second tick (.+)$", re.M)
+    enqueued = [match for worker in workers for match in pattern.findall(worker.log())]
+    ticks = [tick for _, tick in enqueued]
+    assert len(ticks) >= 4
+    assert len(ticks) == len(set(ticks)), f"a tick was enqueued twice: {sorted(ticks)}"
+    jobs = Job.objects.filter(queue_name="cron-test")
+    assert {str(pk) for pk in jobs.values_list("pk", flat=True)} == {pk for pk, _ in enqueued}
+    assert all(job.workspace == {"from": "schedule"} and job.name == "noop" for job in jobs)
