@@ -1,0 +1,87 @@
+"""Graceful shutdown of real ``manage.py worker`` processes: SIGTERM/SIGINT, then a second signal."""
+
+import signal
+
+import pytest
+
+from django_dbq.models import Job
+from tests.conftest import wait_for
+from tests.models import Execution
+from tests.test_faults import SLEEP, in_step, row, runs, state_is
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def pids_of(job: Job, step: str) -> set[int]:
+    return set(
+        Execution.objects.filter(job_id=str(job.pk), step=step).values_list("pid", flat=True)
+    )
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_mid_task_finishes_the_step_and_another_worker_continues(start_worker, signum):
+    job = Job.objects.create(name="long", workspace={"sleep": 3})
+    first = start_worker()
+    wait_for(lambda: in_step(job, SLEEP), what="the worker to reach the long step")
+    first.signal(signum)
+    # While it finishes the step, the job is marked STOPPING...
+    wait_for(state_is(job, "STOPPING"), what="the job to be marked STOPPING")
+    assert first.wait() == 0
+    # ...and once the step is saved, the rest is released, using no attempt.
+    values = row(job)
+    assert values["state"] == "READY"
+    assert values["next_task"] == "tests.jobs.record_b"
+    assert values["attempts"] == 0
+    assert values["lease_token"] is None
+    assert runs(job) == {"a": 1, "sleep": 1}
+
+    second = start_worker("--drain")
+    assert second.wait() == 0
+    assert row(job)["state"] == "COMPLETE"
+    assert runs(job) == {"a": 1, "sleep": 1, "b": 1}
+    assert pids_of(job, "sleep") == {first.pid}
+    assert pids_of(job, "b") == {second.pid}
+
+
+def test_second_signal_stops_at_once_and_releases_the_interrupted_step(start_worker):
+    job = Job.objects.create(name="long", workspace={"sleep": 600})
+    first = start_worker()
+    wait_for(lambda: in_step(job, SLEEP), what="the worker to reach the long step")
+    first.signal(signal.SIGTERM)
+    wait_for(state_is(job, "STOPPING"), what="the job to be marked STOPPING")
+    first.signal(signal.SIGTERM)
+    assert first.wait(timeout=60) == 0
+    assert "Stopped at once by a second signal" in first.log()
+    values = row(job)
+    # The interrupted step is released to run again; the finished one is kept.
+    assert values["state"] == "READY"
+    assert values["next_task"] == SLEEP
+    assert values["attempts"] == 0
+    assert values["lease_token"] is None
+    assert values["workspace"] == {"sleep": 600}
+    assert runs(job) == {"a": 1}
+
+    Job.objects.filter(pk=job.pk).update(workspace={"sleep": 0.1})
+    second = start_worker("--drain")
+    assert second.wait() == 0
+    assert row(job)["state"] == "COMPLETE"
+    assert runs(job) == {"a": 1, "sleep": 1, "b": 1}
+
+
+def test_stop_releases_prefetched_jobs_that_never_started(start_worker):
+    """A stopping worker hands back every job it claimed but did not start: none stays held."""
+    Job.objects.bulk_create([Job(name="noop") for _ in range(50)])
+    Job.objects.create(name="long", workspace={"sleep": 2}, priority=-1)
+    Job.objects.bulk_create([Job(name="noop", priority=-2) for _ in range(300)])
+    worker = start_worker()
+    wait_for(
+        lambda: Job.objects.filter(state__in=("PROCESSING", "STOPPING"), name="long").exists(),
+        what="the long job to start",
+    )
+    worker.signal(signal.SIGTERM)
+    assert worker.wait() == 0
+    assert not Job.objects.filter(state__in=("PROCESSING", "STOPPING")).exists()
+    assert not Job.objects.filter(lease_token__isnull=False).exists()
+    waiting = Job.objects.filter(state__in=("NEW", "READY"))
+    assert waiting.exists()
+    assert not waiting.filter(attempts__gt=0).exists()
