@@ -42,6 +42,15 @@ def _plural(count: int, singular: str, plural: str) -> str:
     return ngettext(singular, plural, count) % {"count": count}
 
 
+def _age(then: datetime.datetime, now: datetime.datetime, depth: int = 1) -> str:
+    seconds = int((now - then).total_seconds())
+    if seconds < 60:
+        return ngettext("%(count)d second", "%(count)d seconds", max(seconds, 0)) % {
+            "count": max(seconds, 0)
+        }
+    return timesince(then, now, depth=depth)
+
+
 def queue_overview(queryset: QuerySet, now: datetime.datetime | None = None) -> list[dict]:
     """Per queue: a count per state, due jobs, the oldest due job, jobs finished in the last hour.
 
@@ -101,34 +110,26 @@ class JobAdmin(admin.ModelAdmin):
     show_full_result_count = False
     actions = ("retry_jobs", "cancel_jobs")
     fieldsets = (
+        (None, {"fields": ("id", "name", "state_badge", "next_task", ("created", "modified"))}),
+        ("Last error", {"fields": ("error_text",)}),
+        ("Workspace", {"fields": ("workspace_json",)}),
         (
-            None,
-            {
-                "fields": (
-                    "id",
-                    "name",
-                    "state_badge",
-                    "next_task",
-                    ("queue_name", "priority"),
-                    "run_after",
-                    ("created", "modified"),
-                )
-            },
+            "Scheduling",
+            {"fields": (("queue_name", "priority"), "run_after", "max_attempts", "unique_key")},
         ),
         (
-            "Attempts",
+            "Attempts and worker",
             {
                 "fields": (
-                    ("attempts", "max_attempts"),
+                    "attempts",
                     ("started_at", "finished_at"),
                     "cancel_requested",
-                    "unique_key",
+                    "worker_id",
+                    ("lease_token", "lease_expires_at"),
                 )
             },
         ),
-        ("Worker", {"fields": ("worker_id", "lease_token", "lease_expires_at")}),
-        ("Workspace", {"fields": ("workspace_json",)}),
-        ("Errors", {"fields": ("errors_history", "error_text")}),
+        ("Error of every attempt", {"classes": ("collapse",), "fields": ("errors_history",)}),
     )
     readonly_fields = (
         "id",
@@ -171,14 +172,14 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.display(description="Age", ordering="created")
     def age(self, job: Job) -> str:
-        return timesince(job.created, timezone.now(), depth=1)
+        return _age(job.created, timezone.now())
 
     @admin.display(description="Workspace")
     def workspace_json(self, job: Job) -> SafeString:
         text = json.dumps(job.workspace, indent=2, sort_keys=True, ensure_ascii=False, default=str)
         return format_html('<pre class="dbq-json">{}</pre>', text)
 
-    @admin.display(description="Attempt history")
+    @admin.display(description="Attempts")
     def errors_history(self, job: Job) -> SafeString:
         records = [
             record if isinstance(record, dict) else {"message": str(record)}
@@ -187,7 +188,7 @@ class JobAdmin(admin.ModelAdmin):
         ]
         return render_to_string("admin/django_dbq/job/errors.html", {"records": records})
 
-    @admin.display(description="Last error")
+    @admin.display(description="Error")
     def error_text(self, job: Job) -> SafeString | str:
         return format_html('<pre class="dbq-traceback">{}</pre>', job.error) if job.error else "-"
 
@@ -241,6 +242,7 @@ class JobAdmin(admin.ModelAdmin):
                     "Retried %(count)d jobs: they are READY to run again from the step they "
                     "stopped at.",
                 ),
+                messages.SUCCESS,
             )
         skipped = selected - retried - len(problems)
         if skipped:
@@ -275,6 +277,7 @@ class JobAdmin(admin.ModelAdmin):
                     "Cancelled %(count)d waiting job: it will not run.",
                     "Cancelled %(count)d waiting jobs: they will not run.",
                 ),
+                messages.SUCCESS,
             )
         if stopping:
             self.message_user(
@@ -284,6 +287,7 @@ class JobAdmin(admin.ModelAdmin):
                     "Asked %(count)d running job to stop: it will not go on to its next step.",
                     "Asked %(count)d running jobs to stop: they will not go on to their next step.",
                 ),
+                messages.SUCCESS,
             )
         skipped = selected - cancelled - stopping
         if skipped:
@@ -321,7 +325,7 @@ class JobAdmin(admin.ModelAdmin):
                 (row["states"][state], link(**queue, state__exact=state)) for state, _ in states
             ]
             if row["oldest_due"]:
-                row["oldest_age"] = timesince(row["oldest_due"], now, depth=2)
+                row["oldest_age"] = _age(row["oldest_due"], now, depth=2)
         totals = [sum(row["states"][state] for row in rows) for state, _ in states]
         context = {
             **self.admin_site.each_context(request),
