@@ -118,3 +118,18 @@ def _hidden(value):
 
 # Bound under another name: the worker could not find it by its module path.
 renamed = task(_hidden)
+
+
+@task(timeout=1)
+def oversleep():
+    import time
+
+    time.sleep(60)
+
+
+@task(max_attempts=3)
+def give_up(key):
+    from django_dbq.exceptions import FailPermanently
+
+    record(key, "gave up")
+    raise FailPermanently("no point retrying")

@@ -42,7 +42,9 @@ def drain(start_worker, *queues, env=None):
 
 
 def steps(key):
-    return list(Execution.objects.filter(job_id=str(key)).order_by("id").values_list("step", flat=True))
+    return list(
+        Execution.objects.filter(job_id=str(key)).order_by("id").values_list("step", flat=True)
+    )
 
 
 # -- enqueue, run, read back -------------------------------------------------------
@@ -196,6 +198,24 @@ def test_backend_options_set_the_retry_policy(start_worker):
     assert retrying.attempts == 2 and steps(twice) == ["attempt 1", "attempt 2"]
 
 
+def test_fail_permanently_skips_the_remaining_attempts(start_worker):
+    key = uuid.uuid4()
+    result = tasks_app.give_up.enqueue(str(key))
+    drain(start_worker)
+    result.refresh()
+    assert result.status == TaskResultStatus.FAILED and result.attempts == 1
+    assert result.errors[0].exception_class_path == "django_dbq.exceptions.FailPermanently"
+    assert steps(key) == ["gave up"]
+
+
+def test_per_task_timeout_stops_a_task(start_worker):
+    result = tasks_app.oversleep.enqueue()
+    drain(start_worker)
+    result.refresh()
+    assert result.status == TaskResultStatus.FAILED
+    assert result.errors[0].exception_class_path == "django_dbq.exceptions.StepTimeout"
+
+
 def test_invalid_retry_settings_are_refused():
     with pytest.raises(ImproperlyConfigured, match="max_attempts"):
         DatabaseBackend("broken", {"OPTIONS": {"max_attempts": 0}})
@@ -275,7 +295,9 @@ def test_queues_allow_list_and_queue_routing(start_worker):
 def test_run_after_defers_the_task(start_worker):
     later = timezone.now() + datetime.timedelta(hours=1)
     deferred = tasks_app.add.using(run_after=later).enqueue(1, 2)
-    due = tasks_app.add.using(run_after=timezone.now() - datetime.timedelta(seconds=1)).enqueue(3, 4)
+    due = tasks_app.add.using(run_after=timezone.now() - datetime.timedelta(seconds=1)).enqueue(
+        3, 4
+    )
     drain(start_worker)
     deferred.refresh()
     due.refresh()

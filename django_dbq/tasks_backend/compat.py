@@ -1,4 +1,4 @@
-"""One import point for the Tasks API: ``django.tasks`` (Django 6+) or the ``django_tasks`` backport.
+"""One import point for the Tasks API: ``django.tasks`` (Django 6+) or the backport.
 
 Everything else in this package imports from here, so both run the same code.
 """
