@@ -440,3 +440,15 @@ def test_a_task_whose_worker_dies_is_rescued_and_run_again(start_worker):
     assert result.attempts == 2
     assert result.errors[0].exception_class_path.endswith(".WorkerLost")
     assert result.worker_ids[0] != result.worker_ids[1]
+
+
+def test_sigterm_lets_the_running_task_finish(start_worker):
+    key = uuid.uuid4()
+    result = tasks_app.nap.enqueue(str(key), 2)
+    worker = start_worker()
+    wait_for(lambda: "nap started" in steps(key), what="the task to start")
+    worker.signal(signal.SIGTERM)
+    assert worker.wait() == 0
+    result.refresh()
+    assert result.status == TaskResultStatus.SUCCESSFUL and result.return_value == "rested"
+    assert result.attempts == 1 and steps(key) == ["nap started"]
