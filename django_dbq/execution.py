@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from django.db import DatabaseError
+from django.db import DatabaseError, InterfaceError, OperationalError, connections
 from django.utils import timezone
 
 from . import conf, signals
@@ -41,6 +41,25 @@ def send(signal, **kwargs: Any) -> None:
                 outcome,
                 exc_info=outcome,
             )
+
+
+def database_went_away(job: Job, error: BaseException) -> bool:
+    """Did ``error`` come from losing the database (rather than from the task's own mistake)?"""
+    if not isinstance(error, OperationalError | InterfaceError):
+        return False
+    connection = connections[job._state.db or "default"]
+    if connection.in_atomic_block:
+        return False  # the caller's transaction decides (e.g. _process_job inside a TestCase)
+    try:
+        if connection.connection is not None and connection.is_usable():
+            return False
+    except Exception:
+        pass
+    try:
+        connection.close()
+    except Exception:
+        logger.debug("closing a broken connection failed", exc_info=True)
+    return True
 
 
 class JobLost(Exception):
@@ -202,8 +221,26 @@ class JobRun:
             raise
         except BaseException as error:  # SystemExit and KeyboardInterrupt from tasks too
             job.workspace = checkpoint
-            self.fail(step, error, "", definition)
+            if database_went_away(job, error):
+                self.release_after_outage(step, error)
+            else:
+                self.fail(step, error, "", definition)
             return None
+
+    def release_after_outage(self, step: str, error: BaseException) -> None:
+        """The step failed because the database went away: run it again, like a lost worker would.
+
+        The attempt counts (a step that keeps losing the database fails in the end,
+        as a job that keeps losing its worker does), but ``max_attempts`` does not apply.
+        """
+        job = self.job
+        message = f"the database connection was lost during {step}: {error}"
+        values = error_values(job, error_record(job, step, error, message))
+        logger.warning("Job %s: %s; it will run that step again", job.pk, message)
+        if job.attempts >= max(job.max_attempts, conf.get("DBQ_RESCUE_MAX_ATTEMPTS")):
+            self.fail(step, error, message, None)
+            return
+        self.write(**RELEASED, **values)
 
     def checkpoint(self, following: str) -> None:
         # The cancel flag is checked by the same statement: no extra round trip per step.
