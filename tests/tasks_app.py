@@ -133,3 +133,8 @@ def give_up(key):
 
     record(key, "gave up")
     raise FailPermanently("no point retrying")
+
+
+@task(timeout=1)
+async def async_oversleep():
+    await asyncio.sleep(3600)

@@ -216,6 +216,15 @@ def test_per_task_timeout_stops_a_task(start_worker):
     assert result.errors[0].exception_class_path == "django_dbq.exceptions.StepTimeout"
 
 
+def test_per_task_timeout_cancels_an_async_task(start_worker):
+    # Were the coroutine left running, the worker could not exit: drain() would time out.
+    result = tasks_app.async_oversleep.enqueue()
+    drain(start_worker)
+    result.refresh()
+    assert result.status == TaskResultStatus.FAILED
+    assert result.errors[0].exception_class_path == "django_dbq.exceptions.StepTimeout"
+
+
 def test_invalid_retry_settings_are_refused():
     with pytest.raises(ImproperlyConfigured, match="max_attempts"):
         DatabaseBackend("broken", {"OPTIONS": {"max_attempts": 0}})

@@ -9,16 +9,20 @@ called with the job.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import logging
+from inspect import iscoroutinefunction
 from typing import TYPE_CHECKING, Any
 
+from asgiref.sync import async_to_sync
 from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
 from .. import signals as dbq_signals
 from ..definitions import DJANGO_TASK_PREFIX, JobDefinition
-from ..exceptions import FailPermanently
+from ..exceptions import FailPermanently, StepTimeout
 from .compat import (
     InvalidTask,
     Task,
@@ -132,17 +136,34 @@ def task_definition(name: str) -> JobDefinition:
     alias, path = split_name(name)
     backend = database_backend(alias)
     task = resolve_task(path)
-    return JobDefinition(name=name, tasks=(path,), runner=run_task, **backend.policy_for(task))
+    policy = backend.policy_for(task)
+    runner = run_task
+    if iscoroutinefunction(task.func) and policy["timeout"]:
+        # The worker's alarm would interrupt only the wait, leaving the coroutine running
+        # in its event loop thread: time it out inside the loop instead, which cancels it.
+        runner = functools.partial(run_task, async_timeout=policy["timeout"])
+        policy["timeout"] = None
+    return JobDefinition(name=name, tasks=(path,), runner=runner, **policy)
 
 
-def run_task(job: Job, step: str) -> None:
+def run_task(job: Job, step: str, async_timeout: float | None = None) -> None:
     """Call the task with the stored arguments; keep its return value in the workspace."""
     task = resolve_task(step)
     workspace = job.workspace
     args, kwargs = list(workspace.get("args") or []), dict(workspace.get("kwargs") or {})
     if task.takes_context:
-        context = TaskContext(task_result=result_from_job(job))
-        value = task.call(context, *args, **kwargs)
+        args.insert(0, TaskContext(task_result=result_from_job(job)))
+    if async_timeout and iscoroutinefunction(task.func):
+
+        async def bounded() -> Any:
+            try:
+                return await asyncio.wait_for(task.func(*args, **kwargs), async_timeout)
+            except TimeoutError:
+                raise StepTimeout(
+                    f"{step} ran longer than its timeout of {async_timeout} s"
+                ) from None
+
+        value = async_to_sync(bounded)()
     else:
         value = task.call(*args, **kwargs)
     try:
