@@ -35,3 +35,43 @@ def test_running_worker_picks_up_a_job_enqueued_later(start_worker):
     wait_for(lambda: Job.objects.get(pk=job.pk).state == "COMPLETE", what="the job to complete")
     worker.signal(signal.SIGTERM)
     assert worker.wait() == 0
+
+
+def test_shutdown_by_hand_marks_the_current_job_stopping():
+    """django-db-queue 3.x test suites call ``shutdown`` on a worker they drive by hand."""
+    from django_dbq.worker import Worker
+
+    job = Job.objects.create(name="noop")
+    worker = Worker("default", 1)
+    worker.current_job = job
+    worker.shutdown(None, None)
+    job.refresh_from_db()
+    assert job.state == Job.STATES.STOPPING
+    assert worker.alive is False
+
+
+@pytest.mark.parametrize(
+    ("queue", "rate"), [("", 0), ("x" * 101, 0), ("default", -1), ("default", True)]
+)
+def test_worker_rejects_bad_arguments(queue, rate):
+    from django_dbq.worker import Worker
+
+    with pytest.raises(ValueError):
+        Worker(queue, rate)
+
+
+def test_worker_command_rejects_a_negative_rate_limit():
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError):
+        call_command("worker", "--rate_limit", "-1", "--dry-run")
+
+
+def test_worker_keeps_running_jobs_back_to_back_under_one_claim(start_worker):
+    """Every step of a job runs under the claim that started it: one attempt, one worker."""
+    jobs = Job.objects.bulk_create([Job(name="recorded") for _ in range(30)])
+    worker = start_worker("--drain")
+    assert worker.wait() == 0
+    for job in Job.objects.filter(pk__in=[job.pk for job in jobs]):
+        assert job.state == "COMPLETE"
+        assert job.attempts == 1
