@@ -179,7 +179,7 @@ class JobAdmin(admin.ModelAdmin):
         text = json.dumps(job.workspace, indent=2, sort_keys=True, ensure_ascii=False, default=str)
         return format_html('<pre class="dbq-json">{}</pre>', text)
 
-    @admin.display(description="Attempts")
+    @admin.display(description="Errors")
     def errors_history(self, job: Job) -> SafeString:
         records = [
             record if isinstance(record, dict) else {"message": str(record)}
@@ -216,6 +216,25 @@ class JobAdmin(admin.ModelAdmin):
         changed = [name for name in form.changed_data if name in EDITABLE]
         if changed:
             obj.save(update_fields=[*changed, "modified"])
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        # Buttons that post the retry/cancel action for this one job to the list,
+        # which then shows the job (filtered by id) and what happened.
+        buttons = []
+        if obj is not None and self.has_change_permission(request, obj):
+            if obj.state in RETRYABLE:
+                buttons.append(("retry_jobs", "Retry"))
+            if obj.state in JobQuerySet.RUNNABLE or (
+                obj.state in JobQuerySet.ACTIVE and not obj.cancel_requested
+            ):
+                buttons.append(("cancel_jobs", "Cancel"))
+        context["dbq_job_actions"] = buttons
+        if buttons:
+            changelist = reverse(
+                f"{self.admin_site.name}:{self.opts.app_label}_{self.opts.model_name}_changelist"
+            )
+            context["dbq_action_url"] = f"{changelist}?{urlencode({'id__exact': obj.pk})}"
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     # -- actions ------------------------------------------------------------
 

@@ -229,6 +229,40 @@ def test_cancel_action_cancels_waiting_jobs_and_asks_running_ones_to_stop(admin_
     assert "Processing (cancel requested)" in html
 
 
+def post_button(client, job, action):
+    """Press the Retry/Cancel button of the job's detail page (a plain form, no JavaScript)."""
+    page = client.get(reverse("admin:django_dbq_job_change", args=[job.pk]))
+    assert (action, "Retry" if action == "retry_jobs" else "Cancel") in page.context[
+        "dbq_job_actions"
+    ]
+    url = page.context["dbq_action_url"]
+    data = {"action": action, "_selected_action": str(job.pk), "index": "0"}
+    return client.post(url, data, follow=True)
+
+
+def test_detail_page_buttons_retry_and_cancel_the_job(admin_client):
+    failed = make_job("chain", state="FAILED", next_task="tests.jobs.step_three")
+    response = post_button(admin_client, failed, "retry_jobs")
+    failed.refresh_from_db()
+    assert (failed.state, failed.next_task) == ("READY", "tests.jobs.step_three")
+    assert listed(response) == {failed.pk}  # back on the list, showing this job
+    assert texts(response)[0].startswith("Retried 1 job")
+    # Now waiting: the page offers Cancel, not Retry.
+    page = admin_client.get(reverse("admin:django_dbq_job_change", args=[failed.pk]))
+    assert [action for action, _ in page.context["dbq_job_actions"]] == ["cancel_jobs"]
+    assert 'name="dbq_cancel_jobs"' in page.content.decode()
+    post_button(admin_client, failed, "cancel_jobs")
+    failed.refresh_from_db()
+    assert failed.state == "CANCELLED"
+    # A finished job can be retried; a completed one offers nothing.
+    page = admin_client.get(reverse("admin:django_dbq_job_change", args=[failed.pk]))
+    assert [action for action, _ in page.context["dbq_job_actions"]] == ["retry_jobs"]
+    done = make_job("noop", state="COMPLETE")
+    page = admin_client.get(reverse("admin:django_dbq_job_change", args=[done.pk]))
+    assert page.context["dbq_job_actions"] == []
+    assert 'name="dbq_' not in page.content.decode()
+
+
 def test_delete_action_deletes_after_confirmation(admin_client):
     doomed = make_job("noop", state="FAILED")
     kept = make_job("noop")
@@ -254,10 +288,12 @@ def test_actions_follow_permissions(client):
         assert texts(response) == []  # the changelist takes no action from them at all
         job.refresh_from_db()
         assert job.state == "FAILED"
-    # The detail page is read-only for them.
+    # The detail page is read-only for them, without Retry/Cancel buttons.
     response = staff.get(reverse("admin:django_dbq_job_change", args=[job.pk]))
     assert response.status_code == 200
     assert not response.context["adminform"].form.fields
+    assert response.context["dbq_job_actions"] == []
+    assert 'name="dbq_' not in response.content.decode()
 
 
 def test_change_permission_allows_retry_and_cancel_but_not_delete(client):

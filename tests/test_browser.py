@@ -83,7 +83,6 @@ def test_log_in_see_a_failed_job_and_retry_it(browser, live_server, admin_user, 
     browser.find_element(By.XPATH, f"{row}//th/a").click()
     traceback = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, "pre.dbq-traceback")))
     assert "ValueError: task went wrong" in traceback.text
-    browser.execute_script("arguments[0].scrollIntoView()", traceback)
     browser.save_screenshot(str(SCREENSHOTS / "admin-job-detail.png"))
 
     # Back to the list: select the job and run the retry action.
