@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import math
 import uuid
 from typing import Any
 
@@ -59,7 +60,12 @@ class JobQuerySet(models.QuerySet):
         A ``STOPPING`` job is deleted only once no worker holds it any more.
         """
         hours = DEFAULT_DELETE_JOBS_AFTER_HOURS if hours is None else hours
-        if isinstance(hours, bool) or not isinstance(hours, int | float) or hours < 0:
+        if (
+            isinstance(hours, bool)
+            or not isinstance(hours, int | float)
+            or not math.isfinite(hours)
+            or hours < 0
+        ):
             raise ValueError(f"hours must be a number of at least 0, not {hours!r}.")
         now = timezone.now()
         old = self.filter(created__lte=now - datetime.timedelta(hours=hours)).filter(
@@ -174,11 +180,13 @@ class Job(models.Model):
             with transaction.atomic(using=using):
                 super().save(*args, **kwargs)
         except IntegrityError:
-            existing = Job.objects.using(using).filter(name=self.name, unique_key=self.unique_key)
+            existing = (
+                Job.objects.using(using).filter(name=self.name, unique_key=self.unique_key).first()
+            )
             raise DuplicateJob(
                 f"A {self.name!r} job with unique key {self.unique_key!r} is already waiting or "
-                "running.",
-                existing_job=existing.first(),
+                f"running{f' (job {existing.pk})' if existing else ''}.",
+                existing_job=existing,
             ) from None
 
     def update_next_task(self) -> None:

@@ -73,9 +73,14 @@ def test_create_job_refuses_bad_input_and_writes_nothing(args, message):
     assert not Job.objects.exists()
 
 
+def test_create_job_accepts_a_dict_workspace_from_call_command():
+    run("create_job", "noop", workspace={"a": [1]})
+    assert Job.objects.get().workspace == {"a": [1]}
+
+
 def test_create_job_with_a_duplicate_unique_key_is_an_error():
     first = Job.objects.create(name="noop", unique_key="once")
-    with pytest.raises(CommandError, match="already waiting or running"):
+    with pytest.raises(CommandError, match=f"already waiting or running \\(job {first.pk}\\)"):
         run("create_job", "noop", "--unique-key", "once")
     assert list(Job.objects.all()) == [first]
 
@@ -150,7 +155,13 @@ def test_delete_old_jobs_in_small_batches_deletes_them_all():
 
 @pytest.mark.parametrize(
     "args, message",
-    [(["--hours", "-1"], "at least 0"), (["--hours", "x"], "invalid float"), (["--batch-size", "0"], "at least 1")],
+    [
+        (["--hours", "-1"], "at least 0"),
+        (["--hours", "nan"], "at least 0"),
+        (["--hours", "inf"], "at least 0"),
+        (["--hours", "x"], "invalid float"),
+        (["--batch-size", "0"], "at least 1"),
+    ],
 )
 def test_delete_old_jobs_bad_input(args, message):
     make_old("COMPLETE", 30)

@@ -207,7 +207,7 @@ def test_delete_old_works_in_batches():
     assert not Job.objects.exists()
 
 
-@pytest.mark.parametrize("hours", [-1, "24", True])
+@pytest.mark.parametrize("hours", [-1, "24", True, float("nan"), float("inf")])
 def test_delete_old_refuses_a_bad_number_of_hours(hours):
     Job.objects.create(name="noop", state="COMPLETE", created=ago(days=2))
     with pytest.raises(ValueError):

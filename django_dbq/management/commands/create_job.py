@@ -23,7 +23,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         workspace = {}
-        if options["workspace"] is not None:
+        if isinstance(options["workspace"], dict):  # call_command(..., workspace={...})
+            workspace = options["workspace"]
+        elif options["workspace"] is not None:
             try:
                 workspace = json.loads(options["workspace"])
             except ValueError as error:

@@ -1,5 +1,7 @@
 """``manage.py delete_old_jobs [--hours N]``: delete finished jobs, in batches."""
 
+import math
+
 from django.core.management.base import BaseCommand, CommandError
 
 from django_dbq.models import DEFAULT_DELETE_JOBS_AFTER_HOURS, Job
@@ -18,8 +20,8 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=1000)
 
     def handle(self, *args, **options):
-        if options["hours"] < 0:
-            raise CommandError("--hours must be at least 0.")
+        if not math.isfinite(options["hours"]) or options["hours"] < 0:
+            raise CommandError("--hours must be a number of at least 0.")
         if options["batch_size"] < 1:
             raise CommandError("--batch-size must be at least 1.")
         deleted = Job.objects.delete_old(hours=options["hours"], batch_size=options["batch_size"])
