@@ -7,6 +7,7 @@ import sys
 import textwrap
 
 import pytest
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission, User
 from django.contrib.messages import get_messages
 from django.urls import reverse
@@ -197,6 +198,10 @@ def test_retry_action_retries_failed_and_cancelled_jobs_and_skips_others(admin_c
         "Retried 2 jobs: they are READY to run again from the step they stopped at.",
         "Skipped 1 job that was not FAILED or CANCELLED.",
     ]
+    history = LogEntry.objects.filter(object_id__in=[str(failed.pk), str(cancelled.pk)])
+    assert (
+        sorted(entry.get_change_message() for entry in history) == ["Retried from the admin."] * 2
+    )
 
 
 def test_retry_action_reports_a_job_whose_definition_is_gone(admin_client):
