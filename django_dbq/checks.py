@@ -30,7 +30,9 @@ IMPORT_HINT = "Check the module and function names, and that the module imports 
 
 
 def _error(problem: DefinitionError) -> Error:
-    return Error(str(problem), hint=problem.hint or "See the django_dbq README.", id=problem.check_id)
+    return Error(
+        str(problem), hint=problem.hint or "See the django_dbq README.", id=problem.check_id
+    )
 
 
 def _import_problem(path: str, where: str) -> Error | None:
@@ -38,7 +40,9 @@ def _import_problem(path: str, where: str) -> Error | None:
         target = import_string(path)
     except ImportError as error:
         return Error(
-            f"{where}: {path!r} cannot be imported ({error}).", hint=IMPORT_HINT, id="django_dbq.E006"
+            f"{where}: {path!r} cannot be imported ({error}).",
+            hint=IMPORT_HINT,
+            id="django_dbq.E006",
         )
     except Exception as error:  # a module that raises while importing
         return Error(

@@ -60,7 +60,7 @@ class JobDefinition:
     runner: Callable[[Any, str], Any] | None = field(default=None, compare=False)
 
     def next_task_after(self, current_task: str | None) -> str:
-        """The task that follows ``current_task`` (the first one for None); ``""`` after the last."""
+        """The task after ``current_task`` (the first one for None); ``""`` after the last."""
         if not current_task:
             return self.tasks[0]
         position = self.tasks.index(current_task)

@@ -129,7 +129,8 @@ class Job(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     cancel_requested = models.BooleanField(default=False)
     # Set while the job waits or runs, cleared when it finishes (see "Unique jobs").
-    unique_key = models.CharField(max_length=200, null=True, blank=True)
+    # NULL, not "": rows without a key never collide in the unique constraint.
+    unique_key = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
     error = models.TextField(blank=True)
     errors = models.JSONField(default=list, blank=True)
 
@@ -143,25 +144,6 @@ class Job(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} {self.id} ({self.state})"
-
-    @property
-    def definition(self):
-        return get_definition(self.name)
-
-    def prepare_for_insert(self) -> None:
-        """Fill in what a new job needs: first task, workspace, attempts, creation hook."""
-        definition = get_definition(self.name)
-        if self.unique_key is not None and (
-            not isinstance(self.unique_key, str) or not 0 < len(self.unique_key) <= 200
-        ):
-            raise ValueError("unique_key must be a string of 1 to 200 characters or None.")
-        self.next_task = definition.next_task_after(None)
-        self.workspace = _check_workspace(self.workspace)
-        self.max_attempts = definition.max_attempts
-        hook = definition.hook("creation_hook")
-        if hook is not None:
-            hook(self)
-            self.workspace = _check_workspace(self.workspace)
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         if not self._state.adding:
@@ -188,6 +170,25 @@ class Job(models.Model):
                 f"running{f' (job {existing.pk})' if existing else ''}.",
                 existing_job=existing,
             ) from None
+
+    @property
+    def definition(self):
+        return get_definition(self.name)
+
+    def prepare_for_insert(self) -> None:
+        """Fill in what a new job needs: first task, workspace, attempts, creation hook."""
+        definition = get_definition(self.name)
+        if self.unique_key is not None and (
+            not isinstance(self.unique_key, str) or not 0 < len(self.unique_key) <= 200
+        ):
+            raise ValueError("unique_key must be a string of 1 to 200 characters or None.")
+        self.next_task = definition.next_task_after(None)
+        self.workspace = _check_workspace(self.workspace)
+        self.max_attempts = definition.max_attempts
+        hook = definition.hook("creation_hook")
+        if hook is not None:
+            hook(self)
+            self.workspace = _check_workspace(self.workspace)
 
     def update_next_task(self) -> None:
         """Advance ``next_task`` to the following step (``""`` after the last)."""

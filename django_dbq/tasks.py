@@ -6,7 +6,10 @@ from .definitions import get_definition
 
 
 def get_next_task_name(job_name: str, current_task: str | None = None) -> str | None:
-    """The task after ``current_task`` in ``job_name``'s chain (the first for None); None after the last."""
+    """The task after ``current_task`` in ``job_name``'s chain (the first for None).
+
+    None after the last task.
+    """
     return get_definition(job_name).next_task_after(current_task) or None
 
 

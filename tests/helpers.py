@@ -28,11 +28,14 @@ def run_steps(queue_name: str = "default", limit: int = 50) -> int:
 
 def executions(job: Job) -> list[str]:
     """The steps of ``job`` that ran, in order, from the tests' execution table."""
-    return list(Execution.objects.filter(job_id=str(job.pk)).order_by("id").values_list("step", flat=True))
+    return list(
+        Execution.objects.filter(job_id=str(job.pk)).order_by("id").values_list("step", flat=True)
+    )
 
 
-def manage(*args: str, env: dict[str, str] | None = None, settings: str | None = None,
-           timeout: float = 120) -> subprocess.CompletedProcess:
+def manage(
+    *args: str, env: dict[str, str] | None = None, settings: str | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess:
     """Run ``manage.py`` in a subprocess against the test database."""
     environment = dict(os.environ)
     environment["DBQ_TEST_DATABASE_NAME"] = str(connection.settings_dict["NAME"])

@@ -34,12 +34,23 @@ def test_create_job_prints_the_new_jobs_id():
 
 def test_create_job_with_every_option():
     output = run(
-        "create_job", "noop", "--queue_name", "emails", "--workspace", '{"to": ["a@b.c"]}',
-        "--priority", "-3", "--unique-key", "k1",
+        "create_job",
+        "noop",
+        "--queue_name",
+        "emails",
+        "--workspace",
+        '{"to": ["a@b.c"]}',
+        "--priority",
+        "-3",
+        "--unique-key",
+        "k1",
     )
     job = Job.objects.get(pk=output.strip())
     assert (job.queue_name, job.workspace, job.priority, job.unique_key) == (
-        "emails", {"to": ["a@b.c"]}, -3, "k1"
+        "emails",
+        {"to": ["a@b.c"]},
+        -3,
+        "k1",
     )
 
 
@@ -108,7 +119,9 @@ def test_create_job_in_a_subprocess_imports_no_task_code(tmp_path):
     ],
 )
 def test_bad_input_exits_non_zero_with_a_one_line_message_and_writes_nothing(args):
-    done = Job.objects.create(name="noop", state="COMPLETE", created=timezone.now() - datetime.timedelta(days=3))
+    done = Job.objects.create(
+        name="noop", state="COMPLETE", created=timezone.now() - datetime.timedelta(days=3)
+    )
     result = manage(*args)
     assert result.returncode != 0
     assert result.stdout == ""
@@ -178,7 +191,9 @@ def fill_queues():
     Job.objects.create(name="noop", state="READY")
     Job.objects.create(name="noop", state="PROCESSING")
     Job.objects.create(name="noop", queue_name="b")
-    Job.objects.create(name="noop", queue_name="b", run_after=timezone.now() + datetime.timedelta(hours=1))
+    Job.objects.create(
+        name="noop", queue_name="b", run_after=timezone.now() + datetime.timedelta(hours=1)
+    )
 
 
 def test_queue_depth_prints_the_default_queue():
@@ -188,12 +203,17 @@ def test_queue_depth_prints_the_default_queue():
 
 def test_queue_depth_prints_queues_in_the_order_given_with_zero_for_empty_ones():
     fill_queues()
-    assert run("queue_depth", "b", "empty", "default") == "event=queue_depths b=2 empty=0 default=2\n"
+    assert (
+        run("queue_depth", "b", "empty", "default") == "event=queue_depths b=2 empty=0 default=2\n"
+    )
 
 
 def test_queue_depth_exclude_future_jobs_flag_takes_no_value():
     fill_queues()
-    assert run("queue_depth", "default", "b", "--exclude_future_jobs") == "event=queue_depths default=2 b=1\n"
+    assert (
+        run("queue_depth", "default", "b", "--exclude_future_jobs")
+        == "event=queue_depths default=2 b=1\n"
+    )
     assert run("queue_depth", "b", "--exclude-future-jobs") == "event=queue_depths b=1\n"
 
 

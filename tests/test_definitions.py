@@ -42,8 +42,14 @@ def test_dict_form_with_every_hook():
 def test_dict_form_with_retry_and_timeout_options():
     definition = parse_definition(
         "retry",
-        {"tasks": ["a.b"], "max_attempts": 4, "retry_backoff": "fixed", "retry_delay": 2.5,
-         "retry_delay_max": 10, "timeout": 30},
+        {
+            "tasks": ["a.b"],
+            "max_attempts": 4,
+            "retry_backoff": "fixed",
+            "retry_delay": 2.5,
+            "retry_delay_max": 10,
+            "timeout": 30,
+        },
     )
     assert definition.max_attempts == 4
     assert definition.retry_backoff == "fixed"
@@ -95,7 +101,11 @@ def test_parse_jobs_collects_every_problem_and_keeps_the_good_entries():
 @override_settings(DBQ_MAX_ATTEMPTS=3, DBQ_RETRY_BACKOFF="fixed", DBQ_RETRY_DELAY=7)
 def test_global_retry_settings_are_the_defaults_of_every_definition():
     definition = parse_definition("job", ["a.b"])
-    assert (definition.max_attempts, definition.retry_backoff, definition.retry_delay) == (3, "fixed", 7)
+    assert (definition.max_attempts, definition.retry_backoff, definition.retry_delay) == (
+        3,
+        "fixed",
+        7,
+    )
     assert parse_definition("job", {"tasks": ["a.b"], "max_attempts": 1}).max_attempts == 1
 
 
@@ -107,7 +117,9 @@ def test_an_invalid_global_default_is_a_problem_of_the_entries_not_a_crash():
 
 
 def test_fixed_backoff_waits_the_same_every_time():
-    definition = parse_definition("job", {"tasks": ["a.b"], "retry_backoff": "fixed", "retry_delay": 3})
+    definition = parse_definition(
+        "job", {"tasks": ["a.b"], "retry_backoff": "fixed", "retry_delay": 3}
+    )
     assert {definition.retry_delay_for(attempt) for attempt in range(1, 8)} == {3}
 
 

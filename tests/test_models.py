@@ -77,9 +77,8 @@ def test_create_with_an_unknown_name_raises_and_inserts_nothing():
     "workspace", [{"when": object()}, {"n": float("nan")}, ["not", "a", "dict"], "text"]
 )
 def test_create_with_a_workspace_that_is_not_a_json_object_raises_before_writing(workspace):
-    with CaptureQueriesContext(connection) as queries:
-        with pytest.raises(InvalidWorkspace):
-            Job.objects.create(name="noop", workspace=workspace)
+    with CaptureQueriesContext(connection) as queries, pytest.raises(InvalidWorkspace):
+        Job.objects.create(name="noop", workspace=workspace)
     assert not [q for q in queries.captured_queries if "INSERT" in q["sql"].upper()]
     assert not Job.objects.exists()
 
@@ -107,7 +106,12 @@ def test_state_given_to_create_is_honoured():
 
 def test_states_keep_the_3x_values():
     assert [value for value, _ in Job.STATES.choices][:6] == [
-        "NEW", "READY", "PROCESSING", "STOPPING", "FAILED", "COMPLETE"
+        "NEW",
+        "READY",
+        "PROCESSING",
+        "STOPPING",
+        "FAILED",
+        "COMPLETE",
     ]
 
 
@@ -151,7 +155,9 @@ def test_to_process_lists_runnable_jobs_of_the_queue_by_priority_then_age():
     due = Job.objects.create(name="noop", queue_name="q", run_after=ago(seconds=1), priority=-1)
     # Not runnable: another queue, in the future, claimed or finished.
     Job.objects.create(name="noop", queue_name="other")
-    Job.objects.create(name="noop", queue_name="q", run_after=timezone.now() + datetime.timedelta(hours=1))
+    Job.objects.create(
+        name="noop", queue_name="q", run_after=timezone.now() + datetime.timedelta(hours=1)
+    )
     for state in ("PROCESSING", "STOPPING", "FAILED", "COMPLETE", "CANCELLED"):
         Job.objects.create(name="noop", queue_name="q", state=state, priority=9)
     assert list(Job.objects.to_process("q")) == [old_high, new_high, old_low, ready, due]
@@ -184,7 +190,9 @@ def test_delete_old_deletes_finished_jobs_older_than_the_limit_and_keeps_the_res
     ]
     kept.append(Job.objects.create(name="noop", state="COMPLETE", created=ago(hours=2)))
     held = Job.objects.create(
-        name="noop", state="STOPPING", created=old,
+        name="noop",
+        state="STOPPING",
+        created=old,
         lease_expires_at=timezone.now() + datetime.timedelta(minutes=5),
     )
     assert Job.objects.delete_old() == len(finished)
@@ -199,7 +207,9 @@ def test_delete_old_with_hours_zero_deletes_every_finished_job():
 
 
 def test_delete_old_works_in_batches():
-    Job.objects.bulk_create([Job(name="noop", state="COMPLETE", created=ago(days=2)) for _ in range(5)])
+    Job.objects.bulk_create(
+        [Job(name="noop", state="COMPLETE", created=ago(days=2)) for _ in range(5)]
+    )
     with CaptureQueriesContext(connection) as queries:
         assert Job.objects.delete_old(batch_size=2) == 5
     deletes = [q for q in queries.captured_queries if q["sql"].upper().startswith("DELETE")]
@@ -218,7 +228,9 @@ def test_delete_old_refuses_a_bad_number_of_hours(hours):
 def test_get_queue_depths_counts_new_and_ready_jobs_per_queue():
     Job.objects.create(name="noop")
     Job.objects.create(name="noop", state="READY")
-    Job.objects.create(name="noop", queue_name="b", run_after=timezone.now() + datetime.timedelta(hours=1))
+    Job.objects.create(
+        name="noop", queue_name="b", run_after=timezone.now() + datetime.timedelta(hours=1)
+    )
     Job.objects.create(name="noop", queue_name="b")
     Job.objects.create(name="noop", queue_name="c", state="COMPLETE")
     Job.objects.create(name="noop", queue_name="c", state="PROCESSING")
@@ -254,7 +266,11 @@ class ProcessJobInsideTestCase(TestCase):
         worker = Worker("default", 0)
         worker._process_job()
         job.refresh_from_db()
-        assert (job.state, job.next_task, job.workspace) == ("READY", CHAIN[1], {"input": 1, "one": 2})
+        assert (job.state, job.next_task, job.workspace) == (
+            "READY",
+            CHAIN[1],
+            {"input": 1, "one": 2},
+        )
         assert worker.current_job is None
         worker._process_job()
         worker._process_job()

@@ -1,4 +1,5 @@
-"""Retries: attempts per definition and globally, backoff, error history, RetryLater, FailPermanently."""
+"""Retries: attempts per definition and globally, backoff, error history, RetryLater and
+FailPermanently."""
 
 import datetime
 
@@ -162,7 +163,9 @@ def test_the_global_default_applies_to_definitions_without_their_own():
 @override_settings(
     DBQ_ERROR_HISTORY=2,
     DBQ_TRACEBACK_CHARS=60,
-    JOBS=jobs_with(many={"tasks": [FLAKY], "max_attempts": 4, "retry_backoff": "fixed", "retry_delay": 0}),
+    JOBS=jobs_with(
+        many={"tasks": [FLAKY], "max_attempts": 4, "retry_backoff": "fixed", "retry_delay": 0}
+    ),
 )
 def test_the_error_history_is_bounded():
     job = Job.objects.create(name="many")

@@ -31,8 +31,12 @@ def test_parse_schedule_reads_every_option():
     [entry], problems = parse_schedule(EVERY_MINUTE)
     assert problems == []
     assert entry == ScheduleEntry(
-        name="minutely", job="chain", cron="* * * * *", workspace={"input": 7},
-        queue_name="reports", priority=3,
+        name="minutely",
+        job="chain",
+        cron="* * * * *",
+        workspace={"input": 7},
+        queue_name="reports",
+        priority=3,
     )
     [entry], _ = parse_schedule({"s": {"job": "noop", "cron": "0 3 * * *"}})
     assert (entry.queue_name, entry.priority, entry.workspace) == ("default", 0, {})
@@ -78,9 +82,7 @@ def test_ticks_missed_while_no_worker_ran_are_not_replayed():
     assert timezone.now() - Schedule.objects.get().last_tick < datetime.timedelta(minutes=2)
 
 
-@override_settings(
-    DBQ_SCHEDULE={**EVERY_MINUTE, "broken": {"job": "missing", "cron": "* * * * *"}}
-)
+@override_settings(DBQ_SCHEDULE={**EVERY_MINUTE, "broken": {"job": "missing", "cron": "* * * * *"}})
 def test_a_broken_entry_is_skipped_and_the_others_still_run():
     Schedule.objects.create(name="minutely", last_tick=timezone.now() - datetime.timedelta(hours=1))
     assert Scheduler().enqueue_due() == 1

@@ -14,8 +14,14 @@ from tests.helpers import run_steps
 pytestmark = pytest.mark.django_db
 
 ALL = [
-    "job_created", "job_started", "step_finished", "job_completed",
-    "job_failed", "job_retried", "job_rescued", "job_cancelled",
+    "job_created",
+    "job_started",
+    "step_finished",
+    "job_completed",
+    "job_failed",
+    "job_retried",
+    "job_rescued",
+    "job_cancelled",
 ]
 
 
@@ -25,6 +31,7 @@ def sent():
     events = []
     receivers = {}
     for name in ALL:
+
         def receiver(sender, signal, job, _name=name, **kwargs):
             assert sender is Job
             assert isinstance(job, Job)
@@ -54,7 +61,9 @@ def test_started_step_finished_and_completed(sent):
     # run_steps runs one step per claim, so each claim starts the job again.
     assert names(sent) == ["job_started", "step_finished"] * 3 + ["job_completed"]
     assert [kw["task"] for name, _, kw in sent if name == "step_finished"] == [
-        "tests.jobs.step_one", "tests.jobs.step_two", "tests.jobs.step_three"
+        "tests.jobs.step_one",
+        "tests.jobs.step_two",
+        "tests.jobs.step_three",
     ]
     assert {pk for _, pk, _ in sent} == {job.pk}
 
@@ -93,7 +102,10 @@ def test_job_rescued_and_then_failed_when_lost_too_often(sent):
 
 
 @override_settings(
-    JOBS={"self_cancel": ["tests.jobs.cancel_myself", "tests.jobs.noop"], "noop": ["tests.jobs.noop"]}
+    JOBS={
+        "self_cancel": ["tests.jobs.cancel_myself", "tests.jobs.noop"],
+        "noop": ["tests.jobs.noop"],
+    }
 )
 def test_job_cancelled_for_a_waiting_and_for_a_running_job(sent):
     waiting = Job.objects.create(name="noop")

@@ -57,7 +57,10 @@ def test_a_timeout_is_a_failed_attempt_and_is_retried():
     run_steps()
     job.refresh_from_db()
     assert job.state == "FAILED"
-    assert [(e["attempt"], e["type"]) for e in job.errors] == [(1, "StepTimeout"), (2, "StepTimeout")]
+    assert [(e["attempt"], e["type"]) for e in job.errors] == [
+        (1, "StepTimeout"),
+        (2, "StepTimeout"),
+    ]
 
 
 @override_settings(
@@ -74,7 +77,9 @@ def test_a_per_step_timeout_overrides_the_jobs_timeout():
     run_steps()
     job.refresh_from_db()
     assert job.state == "FAILED"
-    assert job.errors[0]["type"] == "StepTimeout" and job.errors[0]["step"] == "tests.jobs.sleep_step"
+    assert (
+        job.errors[0]["type"] == "StepTimeout" and job.errors[0]["step"] == "tests.jobs.sleep_step"
+    )
     assert executions(job) == ["a"]
 
 

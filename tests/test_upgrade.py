@@ -56,7 +56,11 @@ def manage(db_path, *args, use_tz="1"):
     env.pop("DATABASE_URL", None)
     result = subprocess.run(
         [sys.executable, str(ROOT / "manage.py"), *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     return result
 
@@ -77,9 +81,13 @@ def test_the_app_works_as_the_only_installed_app(tmp_path, use_tz):
     db = tmp_path / "minimal.sqlite3"
     ok(manage(db, "migrate", use_tz=use_tz))
     assert "no issues" in ok(manage(db, "check", use_tz=use_tz))
-    job_id = ok(manage(db, "create_job", "chain", "--workspace", '{"input": 1}', use_tz=use_tz)).strip()
+    job_id = ok(
+        manage(db, "create_job", "chain", "--workspace", '{"input": 1}', use_tz=use_tz)
+    ).strip()
     assert ok(manage(db, "queue_depth", use_tz=use_tz)) == "event=queue_depths default=1\n"
-    assert 'Starting job worker for queue "default"' in ok(manage(db, "worker", "--drain", use_tz=use_tz))
+    assert 'Starting job worker for queue "default"' in ok(
+        manage(db, "worker", "--drain", use_tz=use_tz)
+    )
     [row] = job_rows(db).values()
     assert row["id"] == job_id.replace("-", "")
     assert row["state"] == "COMPLETE"
@@ -114,7 +122,10 @@ def test_a_database_migrated_by_django_db_queue_3_3_upgrades_in_place(tmp_path):
     ok(manage(db, "makemigrations", "django_dbq", "--check", "--dry-run"))
 
     # The old rows keep their meaning: waiting jobs run on from their next task.
-    assert ok(manage(db, "queue_depth", "default", "other")) == "event=queue_depths default=2 other=0\n"
+    assert (
+        ok(manage(db, "queue_depth", "default", "other"))
+        == "event=queue_depths default=2 other=0\n"
+    )
     ok(manage(db, "worker", "--drain"))
     rows = job_rows(db)
     assert rows["a" * 32]["state"] == "COMPLETE"
