@@ -45,7 +45,7 @@ def _plural(count: int, singular: str, plural: str) -> str:
 def _age(then: datetime.datetime, now: datetime.datetime, depth: int = 1) -> str:
     seconds = int((now - then).total_seconds())
     if seconds < 60:
-        return ngettext("%(count)d second", "%(count)d seconds", max(seconds, 0)) % {
+        return ngettext("%(count)d\xa0second", "%(count)d\xa0seconds", max(seconds, 0)) % {
             "count": max(seconds, 0)
         }
     return timesince(then, now, depth=depth)

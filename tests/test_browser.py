@@ -8,6 +8,7 @@ nothing is downloaded. Without chromium the test is skipped, except under CI
 import os
 
 import pytest
+from django.db import connection
 from django.urls import reverse
 
 from django_dbq.models import Job
@@ -83,7 +84,7 @@ def test_log_in_see_a_failed_job_and_retry_it(browser, live_server, admin_user, 
     browser.find_element(By.XPATH, f"{row}//th/a").click()
     traceback = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, "pre.dbq-traceback")))
     assert "ValueError: task went wrong" in traceback.text
-    browser.save_screenshot(str(SCREENSHOTS / "admin-job-detail.png"))
+    browser.save_screenshot(str(SCREENSHOTS / f"admin-job-detail-{connection.vendor}.png"))
 
     # Back to the list: select the job and run the retry action.
     browser.get(changelist)
@@ -97,7 +98,7 @@ def test_log_in_see_a_failed_job_and_retry_it(browser, live_server, admin_user, 
     assert success.text.startswith("Retried 1 job")
     state = wait.until(ec.visibility_of_element_located((By.XPATH, f"{row}//span[@class]")))
     assert state.text == "Ready"
-    browser.save_screenshot(str(SCREENSHOTS / "admin-retry.png"))
+    browser.save_screenshot(str(SCREENSHOTS / f"admin-retry-{connection.vendor}.png"))
     job.refresh_from_db()
     assert (job.state, job.attempts) == ("READY", 0)
 
@@ -107,4 +108,4 @@ def test_log_in_see_a_failed_job_and_retry_it(browser, live_server, admin_user, 
         ec.visibility_of_element_located((By.CSS_SELECTOR, "tr[data-queue] .dbq-due"))
     )
     assert cell.text == "1"
-    browser.save_screenshot(str(SCREENSHOTS / "admin-queue-overview.png"))
+    browser.save_screenshot(str(SCREENSHOTS / f"admin-queue-overview-{connection.vendor}.png"))
