@@ -156,9 +156,13 @@ def run_task(job: Job, step: str, async_timeout: float | None = None) -> None:
     if async_timeout and iscoroutinefunction(task.func):
 
         async def bounded() -> Any:
+            scope = asyncio.timeout(async_timeout)
             try:
-                return await asyncio.wait_for(task.func(*args, **kwargs), async_timeout)
+                async with scope:
+                    return await task.func(*args, **kwargs)
             except TimeoutError:
+                if not scope.expired():
+                    raise  # the task's own TimeoutError
                 raise StepTimeout(
                     f"{step} ran longer than its timeout of {async_timeout} s"
                 ) from None
