@@ -16,8 +16,9 @@ from tests.conftest import ROOT
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
+# Debian's packages "chromium" and "chromium-driver" (overridable to test the CI rule).
+CHROMIUM = os.environ.get("DBQ_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("DBQ_TEST_CHROMEDRIVER", "/usr/bin/chromedriver")
 SCREENSHOTS = ROOT / "var"
 WAIT = 60  # seconds; a bound on waiting for the page, not a timing assertion
 CHROMIUM_ARGUMENTS = (
