@@ -461,3 +461,15 @@ def test_sigterm_lets_the_running_task_finish(start_worker):
     result.refresh()
     assert result.status == TaskResultStatus.SUCCESSFUL and result.return_value == "rested"
     assert result.attempts == 1 and steps(key) == ["nap started"]
+
+
+def test_several_workers_run_each_task_once(start_worker):
+    key = uuid.uuid4()
+    results = [tasks_app.remember.enqueue(str(key), f"task {n}") for n in range(30)]
+    workers = [start_worker("--drain", "tasks") for _ in range(3)]
+    for worker in workers:
+        assert worker.wait() == 0, worker.log()[-3000:]
+    assert sorted(steps(key)) == sorted(f"task {n}" for n in range(30))
+    for result in results:
+        result.refresh()
+        assert result.status == TaskResultStatus.SUCCESSFUL and result.attempts == 1
