@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import pytest
+from django.db import connection
 
 from tests.conftest import ROOT
 
@@ -46,15 +47,14 @@ OLD_ROWS = [
 ]
 
 
-def manage(db_path, *args, use_tz="1"):
+def manage(database, *args, use_tz="1"):
+    """``manage.py`` on the scratch ``database`` (a SQLite file path or a fixture's env)."""
     env = dict(os.environ)
-    env.update(
-        DJANGO_SETTINGS_MODULE="tests.settings_minimal",
-        DBQ_MINIMAL_DB=str(db_path),
-        DBQ_TEST_USE_TZ=use_tz,
-    )
     env.pop("DATABASE_URL", None)
-    result = subprocess.run(
+    env.pop("DBQ_TEST_DATABASE_NAME", None)
+    env.update(DJANGO_SETTINGS_MODULE="tests.settings_minimal", DBQ_TEST_USE_TZ=use_tz)
+    env.update(database if isinstance(database, dict) else {"DBQ_MINIMAL_DB": str(database)})
+    return subprocess.run(
         [sys.executable, str(ROOT / "manage.py"), *args],
         cwd=ROOT,
         env=env,
@@ -62,12 +62,34 @@ def manage(db_path, *args, use_tz="1"):
         text=True,
         timeout=120,
     )
-    return result
 
 
 def ok(result):
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
     return result.stdout
+
+
+@pytest.fixture
+def scratch_database(tmp_path):
+    """An empty database next to the test database, on the same server (a file for SQLite)."""
+    if connection.vendor == "sqlite":
+        yield {"DBQ_MINIMAL_DB": str(tmp_path / "scratch.sqlite3")}
+        return
+    name = f"{connection.settings_dict['NAME']}_scratch"
+    quoted = connection.ops.quote_name(name)
+    charset = " CHARACTER SET utf8mb4" if connection.vendor == "mysql" else ""
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS {quoted}")
+        cursor.execute(f"CREATE DATABASE {quoted}{charset}")
+    try:
+        yield {"DBQ_MINIMAL_DATABASE_URL": os.environ["DATABASE_URL"], "DBQ_MINIMAL_DB": name}
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS {quoted}")
+
+
+def shell(database, code):
+    return ok(manage(database, "shell", "-v", "0", "-c", code))
 
 
 def job_rows(db_path):
@@ -76,9 +98,10 @@ def job_rows(db_path):
         return {row["id"]: dict(row) for row in db.execute("SELECT * FROM django_dbq_job")}
 
 
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("use_tz", ["1", "0"])
-def test_the_app_works_as_the_only_installed_app(tmp_path, use_tz):
-    db = tmp_path / "minimal.sqlite3"
+def test_the_app_works_as_the_only_installed_app(scratch_database, use_tz):
+    db = scratch_database
     ok(manage(db, "migrate", use_tz=use_tz))
     assert "no issues" in ok(manage(db, "check", use_tz=use_tz))
     job_id = ok(
@@ -88,10 +111,10 @@ def test_the_app_works_as_the_only_installed_app(tmp_path, use_tz):
     assert 'Starting job worker for queue "default"' in ok(
         manage(db, "worker", "--drain", use_tz=use_tz)
     )
-    [row] = job_rows(db).values()
-    assert row["id"] == job_id.replace("-", "")
+    [row] = json.loads(shell(db, "from tests.upgrade_seed import dump; dump()"))
+    assert row["id"] == job_id
     assert row["state"] == "COMPLETE"
-    assert json.loads(row["workspace"]) == {"input": 1, "one": 2, "two": 4, "three": 7}
+    assert row["workspace"] == {"input": 1, "one": 2, "two": 4, "three": 7}
     assert ok(manage(db, "delete_old_jobs", "--hours", "0", use_tz=use_tz)) == "Deleted 1 job(s)\n"
 
 
@@ -137,3 +160,33 @@ def test_a_database_migrated_by_django_db_queue_3_3_upgrades_in_place(tmp_path):
     failed_id = "dddddddd-dddd-dddd-dddd-dddddddddddd"
     assert "queued again from tests.jobs.raise_error" in ok(manage(db, "retry_job", failed_id))
     assert ok(manage(db, "delete_old_jobs")) == "Deleted 3 job(s)\n"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_3_3_database_on_this_backend_upgrades_in_place(scratch_database):
+    db = scratch_database
+    # 0001_squashed is the 3.3.0 table; seed() leaves the six 3.x migration names and rows.
+    ok(manage(db, "migrate", "django_dbq", "0001_squashed_0006_alter_job_state"))
+    shell(db, "from tests.upgrade_seed import seed; seed()")
+    output = ok(manage(db, "migrate"))
+    assert "Applying django_dbq.0007_leases_retries_schedules... OK" in output
+    assert "Applying django_dbq.0008_claim_indexes_and_notify... OK" in output
+    assert "Applying django_dbq.0001" not in output
+    assert "[ ]" not in ok(manage(db, "showmigrations", "django_dbq"))
+    ok(manage(db, "makemigrations", "django_dbq", "--check", "--dry-run"))
+    assert ok(manage(db, "queue_depth", "default", "other")) == (
+        "event=queue_depths default=2 other=0\n"
+    )
+    ok(manage(db, "worker", "--drain"))
+    rows = json.loads(shell(db, "from tests.upgrade_seed import dump; dump()"))
+    by_id = {row["id"][-1]: row for row in rows}
+    assert by_id["1"]["state"] == "COMPLETE"
+    assert by_id["1"]["workspace"] == {"one": 5, "two": 10, "three": 13}
+    assert by_id["2"]["state"] == "COMPLETE"
+    assert by_id["3"]["state"] == "COMPLETE" and by_id["3"]["workspace"] == {"done": True}
+    assert by_id["4"]["state"] == "FAILED" and by_id["4"]["priority"] == 5
+    assert by_id["4"]["errors"] == []
+    ok(manage(db, "retry_job", "00000000-0000-0000-0000-000000000004"))
+    ok(manage(db, "worker", "other", "--drain"))
+    rows = json.loads(shell(db, "from tests.upgrade_seed import dump; dump()"))
+    assert rows[-1]["state"] == "FAILED" and rows[-1]["errors"][0]["type"] == "ValueError"
