@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 
 from django.db import DatabaseError, connections
 from django.utils import timezone
@@ -94,6 +95,7 @@ class Heartbeat(_Periodic):
             self.hand_back(waiting)
 
     def heartbeat(self, jobs: list[Job]) -> None:
+        sent_at = time.monotonic()
         expires = timezone.now() + timezone.timedelta(seconds=self.lease_seconds)
         tokens = {job.lease_token for job in jobs if job.lease_token is not None}
         # By primary key (always indexed) and token (so a rescued job is left alone).
@@ -104,6 +106,9 @@ class Heartbeat(_Periodic):
             .update(lease_expires_at=expires)
         )
         logger.debug("Heartbeat: renewed %s job leases", renewed)
+        if renewed == len(jobs):
+            for job in jobs:  # every lease is known good: prefetched jobs may start unchecked
+                job._dbq_confirmed = sent_at
 
     def hand_back(self, jobs: list[Job]) -> None:
         """Release prefetched jobs waiting behind a long job, so other workers can run them."""

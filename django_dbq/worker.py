@@ -12,6 +12,7 @@ Threads of one worker process, each with its own database connection:
 
 from __future__ import annotations
 
+import datetime
 import logging
 import os
 import random
@@ -24,6 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
+from django.utils import timezone
 
 from . import conf
 from .claim import Claimer
@@ -258,7 +260,10 @@ class Worker:
                 if isinstance(waiter, PostgresListener):
                     waiter.listening()  # LISTEN before looking, so no notification falls between
                 if not self.prefetched:
+                    claimed_at = time.monotonic()
                     jobs = self.claimer.claim(self._next_batch_size())
+                    for job in jobs:
+                        job._dbq_confirmed = claimed_at
                     if jobs:
                         with self.lock:
                             self.prefetched.extend(jobs)
@@ -276,6 +281,10 @@ class Worker:
             self._pace()
             job = self._start_next()
             if job is None:
+                continue
+            if not self._still_ours(job):
+                with self.lock:
+                    self.current_job = None
                 continue
             try:
                 self._run(job)
@@ -295,6 +304,26 @@ class Worker:
             self.current_job = job
             self.current_job_started = time.monotonic()
         return job
+
+    def _still_ours(self, job: Job) -> bool:
+        """Before starting a prefetched job, make sure its lease did not lapse meanwhile.
+
+        Needed only when neither the claim nor a heartbeat confirmed the lease
+        recently (this process was paused or starved): then one fenced write
+        renews it, or tells that the job was rescued and must not run here.
+        """
+        if time.monotonic() - getattr(job, "_dbq_confirmed", 0.0) < self.lease_seconds / 2:
+            return True
+        expires = timezone.now() + datetime.timedelta(seconds=self.lease_seconds)
+        try:
+            if self._persist(lambda: job.fenced_update(lease_expires_at=expires)):
+                job._dbq_confirmed = time.monotonic()
+                return True
+        except DatabaseError as error:
+            logger.warning("Could not check the lease of job %s: %s", job.pk, error)
+            return False
+        logger.warning("Lost the claim on job %s before it started; skipping it", job.pk)
+        return False
 
     def _next_batch_size(self) -> int:
         if self.seconds_per_job is None:
@@ -372,8 +401,6 @@ class Worker:
 
 def mark_stopping(job: Job, using: str) -> int:
     """Mark ``job`` ``STOPPING`` while the claim that set its token is current."""
-    from django.utils import timezone
-
     jobs = Job.objects.using(using).filter(pk=job.pk, lease_token=job.lease_token)
     return jobs.exclude(state__in=(*JobQuerySet.FINISHED, "STOPPING")).update(
         state="STOPPING", modified=timezone.now()

@@ -121,7 +121,11 @@ def test_rescue_returns_lapsed_jobs_and_fails_those_lost_too_often(settings):
     )
     assert rescue_lapsed_jobs() == 1
     job.refresh_from_db()
-    assert (job.state, job.next_task, job.workspace) == ("READY", "tests.jobs.step_two", {"kept": 1})
+    assert (job.state, job.next_task, job.workspace) == (
+        "READY",
+        "tests.jobs.step_two",
+        {"kept": 1},
+    )
     assert job.lease_token is None
     assert job.errors[-1]["type"] == "WorkerLost"
     assert Job.objects.get(pk=alive.pk).state == "PROCESSING"  # its lease is current
@@ -148,7 +152,7 @@ def test_stopping_job_of_a_gone_worker_is_rescued():
 
 
 STRANGE_QUEUES = [
-    'quo"te\'s; DROP TABLE django_dbq_job; --',
+    "quo\"te's; DROP TABLE django_dbq_job; --",
     "with spaces and\ttabs",
     "ünïcødé 队列 🚀",
     "q" * 99 + "é",  # the longest the column allows
@@ -292,8 +296,10 @@ def test_prefetched_jobs_behind_a_long_job_are_handed_back():
     try:
         # While the long job runs, the quick ones it claimed along are released for others.
         wait_for(
-            lambda: Job.objects.get(pk=long.pk).state == "PROCESSING"
-            and Job.objects.filter(pk__in=[job.pk for job in quick], state="READY").count() == 5,
+            lambda: (
+                Job.objects.get(pk=long.pk).state == "PROCESSING"
+                and Job.objects.filter(pk__in=[job.pk for job in quick], state="READY").count() == 5
+            ),
             what="the prefetched jobs to be handed back",
         )
         handed_back = Job.objects.filter(pk__in=[job.pk for job in quick])
@@ -301,3 +307,29 @@ def test_prefetched_jobs_behind_a_long_job_are_handed_back():
         wait_for(lambda: Job.objects.filter(state="COMPLETE").count() == 6, what="every job")
     finally:
         _stop(worker, thread)
+
+
+def test_a_prefetched_job_whose_lease_may_have_lapsed_is_checked_before_it_starts():
+    """After a pause (SIGSTOP, a long GC), a stale prefetched job must not run here."""
+    kept, lost = Job.objects.create(name="noop"), Job.objects.create(name="noop")
+    worker = Worker("default", lease_seconds=30)
+    jobs = {job.pk: job for job in worker.claimer.claim(2)}
+    for job in jobs.values():
+        job._dbq_confirmed = 0.0  # as if claimed, then paused for a long time
+    Job.objects.filter(pk=lost.pk).update(lease_expires_at=timezone.now() - datetime.timedelta(1))
+    assert rescue_lapsed_jobs() == 1
+    claimer(worker_id="other").claim(1)
+
+    before = Job.objects.get(pk=kept.pk).lease_expires_at
+    assert worker._still_ours(jobs[kept.pk]) is True
+    assert Job.objects.get(pk=kept.pk).lease_expires_at > before  # renewed on the way
+    assert worker._still_ours(jobs[lost.pk]) is False
+    assert Job.objects.get(pk=lost.pk).worker_id == "other"
+    # A recent claim or heartbeat needs no check (no query on the hot path).
+    fresh = Job.objects.create(name="noop")
+    (job,) = worker.claimer.claim(1)
+    job._dbq_confirmed = __import__("time").monotonic()
+    with CaptureQueriesContext(connection) as queries:
+        assert worker._still_ours(job) is True
+    assert len(queries) == 0
+    assert job.pk == fresh.pk

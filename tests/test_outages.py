@@ -105,9 +105,7 @@ def test_idle_workers_live_through_a_restart(restart_database, start_worker):
     _workers_live_on(workers)
 
 
-def test_busy_workers_live_through_a_restart_and_finish_every_job(
-    restart_database, start_worker
-):
+def test_busy_workers_live_through_a_restart_and_finish_every_job(restart_database, start_worker):
     Job.objects.bulk_create(
         [Job(name="slow", workspace={"sleep": 0.05}) for _ in range(60)]
         + [Job(name="recorded") for _ in range(200)]

@@ -1,4 +1,4 @@
-"""Graceful shutdown of real ``manage.py worker`` processes: SIGTERM/SIGINT, then a second signal."""
+"""Graceful shutdown of real ``manage.py worker`` processes: SIGTERM/SIGINT, then a second one."""
 
 import signal
 
