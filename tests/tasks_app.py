@@ -7,6 +7,7 @@ process can see what ran in the worker, and in which order.
 import asyncio
 import os
 
+from asgiref.sync import sync_to_async
 from django.db import connection
 from django.dispatch import receiver
 
@@ -137,4 +138,10 @@ def give_up(key):
 
 @task(timeout=1)
 async def async_oversleep():
+    await asyncio.sleep(3600)
+
+
+@task
+async def async_nap(key):
+    await sync_to_async(record)(key, "async nap started")
     await asyncio.sleep(3600)

@@ -473,3 +473,21 @@ def test_several_workers_run_each_task_once(start_worker):
     for result in results:
         result.refresh()
         assert result.status == TaskResultStatus.SUCCESSFUL and result.attempts == 1
+
+
+def test_second_sigterm_stops_an_async_task_at_once(start_worker):
+    # The coroutine runs in an event loop thread: left running, it would keep the worker
+    # from exiting. The second signal must cancel it and release the task.
+    key = uuid.uuid4()
+    result = tasks_app.async_nap.enqueue(str(key))
+    worker = start_worker()
+    wait_for(lambda: "async nap started" in steps(key), what="the task to start")
+    worker.signal(signal.SIGTERM)
+    wait_for(
+        lambda: Job.objects.filter(pk=result.id, state="STOPPING").exists(),
+        what="the worker to mark the task STOPPING",
+    )
+    worker.signal(signal.SIGTERM)
+    assert worker.wait() == 0
+    result.refresh()
+    assert result.status == TaskResultStatus.READY and result.errors == []

@@ -153,21 +153,8 @@ def run_task(job: Job, step: str, async_timeout: float | None = None) -> None:
     args, kwargs = list(workspace.get("args") or []), dict(workspace.get("kwargs") or {})
     if task.takes_context:
         args.insert(0, TaskContext(task_result=result_from_job(job)))
-    if async_timeout and iscoroutinefunction(task.func):
-
-        async def bounded() -> Any:
-            scope = asyncio.timeout(async_timeout)
-            try:
-                async with scope:
-                    return await task.func(*args, **kwargs)
-            except TimeoutError:
-                if not scope.expired():
-                    raise  # the task's own TimeoutError
-                raise StepTimeout(
-                    f"{step} ran longer than its timeout of {async_timeout} s"
-                ) from None
-
-        value = async_to_sync(bounded)()
+    if iscoroutinefunction(task.func):
+        value = run_coroutine(task.func, args, kwargs, step, async_timeout)
     else:
         value = task.call(*args, **kwargs)
     try:
@@ -176,6 +163,40 @@ def run_task(job: Job, step: str, async_timeout: float | None = None) -> None:
         raise InvalidReturnValue(
             f"{step} returned a {type(value).__name__}, which is not JSON: {error}"
         ) from None
+
+
+def run_coroutine(func, args: list, kwargs: dict, step: str, timeout: float | None) -> Any:
+    """Run an async task as ``Task.call`` does (``async_to_sync``), but never leave it behind.
+
+    ``async_to_sync`` runs the coroutine in an event loop thread while the main thread
+    waits. If the wait is interrupted (a second SIGTERM), the coroutine is cancelled, so
+    that its thread ends and the worker can exit. A timeout cancels it in its loop.
+    """
+    running: dict[str, Any] = {}
+
+    async def guarded() -> Any:
+        running["loop"], running["task"] = asyncio.get_running_loop(), asyncio.current_task()
+        if not timeout:
+            return await func(*args, **kwargs)
+        scope = asyncio.timeout(timeout)
+        try:
+            async with scope:
+                return await func(*args, **kwargs)
+        except TimeoutError:
+            if not scope.expired():
+                raise  # the task's own TimeoutError
+            raise StepTimeout(f"{step} ran longer than its timeout of {timeout} s") from None
+
+    try:
+        return async_to_sync(guarded)()
+    except BaseException:
+        coroutine = running.get("task")
+        if coroutine is not None and not coroutine.done():
+            try:
+                running["loop"].call_soon_threadsafe(coroutine.cancel)
+            except RuntimeError:
+                pass  # its loop has just closed
+        raise
 
 
 # -- reading a row back as a TaskResult ---------------------------------------------
