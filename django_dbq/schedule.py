@@ -2,7 +2,8 @@
 
     DBQ_SCHEDULE = {
         "nightly-report": {"job": "report", "cron": "0 3 * * *",
-                           "workspace": {}, "queue_name": "default", "priority": 0},
+                           "workspace": {}, "queue_name": "default", "priority": 0,
+                           "unique_key": "nightly"},  # optional: skip a tick while one waits
     }
 
 Cron expressions are read with ``croniter`` in ``TIME_ZONE``. A schedule seen for
@@ -12,20 +13,22 @@ replayed: the latest one is enqueued once.
 
 from __future__ import annotations
 
+import copy
 import datetime
 import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
 from . import conf
 from .definitions import DefinitionError, get_definitions
+from .exceptions import DuplicateJob
 
 logger = logging.getLogger(__name__)
 
-SCHEDULE_KEYS = frozenset(("job", "cron", "workspace", "queue_name", "priority"))
+SCHEDULE_KEYS = frozenset(("job", "cron", "workspace", "queue_name", "priority", "unique_key"))
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,8 @@ class ScheduleEntry:
     workspace: dict = field(default_factory=dict)
     queue_name: str = "default"
     priority: int = 0
+    # With a key, a tick is skipped while the previous tick's job still waits or runs.
+    unique_key: str | None = None
 
     def previous_tick(self, now: datetime.datetime) -> datetime.datetime:
         from croniter import croniter
@@ -131,6 +136,14 @@ def parse_schedule(raw: Any) -> tuple[list[ScheduleEntry], list[DefinitionError]
                 _problem(name, f"priority {priority!r} is invalid.", "Use a whole number.")
             )
             continue
+        unique_key = options.get("unique_key")
+        if unique_key is not None and (
+            not isinstance(unique_key, str) or not 0 < len(unique_key) <= 200
+        ):
+            problems.append(
+                _problem(name, f"unique_key {unique_key!r} is invalid.", "Use 1 to 200 characters.")
+            )
+            continue
         entries.append(
             ScheduleEntry(
                 name=name,
@@ -139,6 +152,7 @@ def parse_schedule(raw: Any) -> tuple[list[ScheduleEntry], list[DefinitionError]
                 workspace=workspace,
                 queue_name=queue_name,
                 priority=priority,
+                unique_key=unique_key,
             )
         )
     return entries, problems
@@ -166,8 +180,13 @@ class Scheduler:
         for entry in entries:
             if now < self.not_before.get(entry.name, now):
                 continue
-            enqueued += self.enqueue_tick(entry, entry.previous_tick(now))
-            # Only once the tick is settled: after a database error the next call tries again.
+            try:
+                enqueued += self.enqueue_tick(entry, entry.previous_tick(now))
+            except DatabaseError:
+                raise  # the tick is not settled: the next maintenance tick tries again
+            except Exception:
+                # A creation hook that raises, say: log it once per tick, keep the others going.
+                logger.exception("Schedule %s: could not enqueue its job", entry.name)
             self.not_before[entry.name] = entry.next_tick(now)
         return enqueued
 
@@ -181,11 +200,22 @@ class Scheduler:
             if rows.filter(name=entry.name, last_tick__lt=tick).update(last_tick=tick):
                 job = Job(
                     name=entry.job,
-                    workspace=dict(entry.workspace),
+                    workspace=copy.deepcopy(entry.workspace),
                     queue_name=entry.queue_name,
                     priority=entry.priority,
+                    unique_key=entry.unique_key,
                 )
-                job.save(using=self.using)
+                try:
+                    job.save(using=self.using)
+                except DuplicateJob as duplicate:
+                    # The tick is used up all the same: no pile-up of runs behind a slow one.
+                    logger.info(
+                        "Schedule %s tick %s skipped: job %s has not finished yet",
+                        entry.name,
+                        tick,
+                        duplicate.existing_job and duplicate.existing_job.pk,
+                    )
+                    return 0
                 logger.info("Enqueued %s for schedule %s tick %s", job.pk, entry.name, tick)
                 return 1
             if not rows.filter(name=entry.name).exists():

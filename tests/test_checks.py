@@ -102,6 +102,7 @@ def test_invalid_settings_are_reported_once(setting, value):
         ({"s": {"job": "noop", "cron": "* * * * *", "queue_name": ""}}, "queue_name"),
         ({"s": {"job": "noop", "cron": "* * * * *", "priority": "high"}}, "priority"),
         ({"s": "noop"}, "must be a dict"),
+        ({"s": {"job": "noop", "cron": "* * * * *", "unique_key": ""}}, "unique_key"),
         ({"": {"job": "noop", "cron": "* * * * *"}}, "names must be"),
     ],
 )

@@ -13,6 +13,7 @@ from django.utils import timezone
 from django_dbq.models import Job, Schedule
 from django_dbq.schedule import ScheduleEntry, Scheduler, parse_schedule
 from tests.conftest import wait_for
+from tests.helpers import run_steps
 
 pytestmark = pytest.mark.django_db
 
@@ -87,6 +88,48 @@ def test_a_broken_entry_is_skipped_and_the_others_still_run():
     Schedule.objects.create(name="minutely", last_tick=timezone.now() - datetime.timedelta(hours=1))
     assert Scheduler().enqueue_due() == 1
     assert not Schedule.objects.filter(name="broken").exists()
+
+
+@override_settings(
+    DBQ_SCHEDULE={"single": {"job": "noop", "cron": "* * * * *", "unique_key": "single-run"}}
+)
+def test_a_schedule_with_a_unique_key_skips_ticks_while_its_last_job_waits():
+    last_hour = timezone.now() - datetime.timedelta(hours=1)
+    Schedule.objects.create(name="single", last_tick=last_hour)
+    assert Scheduler().enqueue_due() == 1
+    job = Job.objects.get()
+    assert job.unique_key == "single-run"
+    Schedule.objects.update(last_tick=last_hour)  # the next tick comes while the job waits
+    assert Scheduler().enqueue_due() == 0
+    assert Job.objects.count() == 1
+    assert Schedule.objects.get().last_tick > last_hour  # that tick is used up, not retried
+    run_steps()
+    Schedule.objects.update(last_tick=last_hour)
+    assert Scheduler().enqueue_due() == 1  # the job finished: the key is free again
+    assert Job.objects.filter(state="NEW").count() == 1
+
+
+@override_settings(
+    JOBS={
+        "bad_hook": {"tasks": ["tests.jobs.noop"], "creation_hook": "tests.jobs.raising_hook"},
+        "noop": ["tests.jobs.noop"],
+    },
+    DBQ_SCHEDULE={
+        "a-broken": {"job": "bad_hook", "cron": "* * * * *"},
+        "b-fine": {"job": "noop", "cron": "* * * * *", "workspace": {"nested": {"n": 1}}},
+    },
+)
+def test_a_schedule_whose_job_cannot_be_created_does_not_stop_the_others(caplog):
+    last_hour = timezone.now() - datetime.timedelta(hours=1)
+    Schedule.objects.create(name="a-broken", last_tick=last_hour)
+    Schedule.objects.create(name="b-fine", last_tick=last_hour)
+    scheduler = Scheduler()
+    assert scheduler.enqueue_due() == 1
+    assert "Schedule a-broken: could not enqueue its job" in caplog.text
+    assert Schedule.objects.get(name="a-broken").last_tick == last_hour  # rolled back
+    job = Job.objects.get()
+    assert job.name == "noop" and job.workspace == {"nested": {"n": 1}}
+    assert scheduler.enqueue_due() == 0  # this worker waits for the next tick
 
 
 @pytest.mark.django_db(transaction=True)
