@@ -121,6 +121,7 @@ class Worker:
         self._claimer: Claimer | None = None
         self._signals = 0
         self._heartbeat: Heartbeat | None = None
+        self._running_in: threading.Thread | None = None
         self._maintenance: Maintenance | None = None
 
     # -- public API ---------------------------------------------------------
@@ -144,7 +145,11 @@ class Worker:
         if not threads and self.current_job is not None and self._signals == 1:
             # Driven by hand (django-db-queue 3.x style), not by run(): mark it now.
             mark_stopping(self.current_job, self.using)
-        if self._signals > 1 and self.in_task:
+        if (
+            self._signals > 1
+            and self.in_task
+            and threading.current_thread() is self._running_in  # never raise in a bystander
+        ):
             self.in_task = False  # interrupt once
             raise WorkerInterrupted()
 
@@ -185,7 +190,8 @@ class Worker:
 
     def run(self) -> None:
         """Work until shut down (or drained); installs SIGTERM/SIGINT handlers."""
-        in_main_thread = threading.current_thread() is threading.main_thread()
+        self._running_in = threading.current_thread()
+        in_main_thread = self._running_in is threading.main_thread()
         if in_main_thread:
             previous = {
                 sig: signal.signal(sig, self.shutdown) for sig in (signal.SIGTERM, signal.SIGINT)
@@ -222,6 +228,7 @@ class Worker:
 
     def _process_job(self) -> None:
         """Claim one job and run one step of it (the django-db-queue 3.x test entry point)."""
+        self._running_in = threading.current_thread()
         jobs = self.claimer.claim(1)
         if jobs:
             with self.lock:

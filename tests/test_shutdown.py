@@ -85,3 +85,20 @@ def test_stop_releases_prefetched_jobs_that_never_started(start_worker):
     waiting = Job.objects.filter(state__in=("NEW", "READY"))
     assert waiting.exists()
     assert not waiting.filter(attempts__gt=0).exists()
+
+
+def test_shutdown_from_another_thread_never_raises_in_the_caller():
+    from django_dbq.worker import Worker
+    from tests.test_claim import _in_thread
+
+    job = Job.objects.create(name="slow", workspace={"sleep": 1})
+    worker = Worker("default", poll_interval=0.1)
+    thread = _in_thread(worker)
+    wait_for(lambda: in_step(job, SLEEP), what="the worker thread to start the job")
+    worker.shutdown()
+    worker.shutdown()  # a second call: the task runs in another thread, nothing raises here
+    thread.join(60)
+    assert not thread.is_alive()
+    values = row(job)
+    assert (values["state"], values["next_task"]) == ("READY", "tests.jobs.record_a")
+    assert runs(job) == {"sleep": 1}
