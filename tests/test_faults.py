@@ -42,7 +42,7 @@ def state_is(job: Job, state: str):
 
 
 def test_kill_9_mid_task_another_worker_finishes_without_rerunning_finished_steps(start_worker):
-    job = Job.objects.create(name="long", workspace={"sleep": 4})
+    job = Job.objects.create(name="long", workspace={"sleep": 3})
     first = start_worker(env=SHORT_LEASE)
     wait_for(lambda: in_step(job, SLEEP), what="the first worker to reach the long step")
     assert runs(job) == {"a": 1}
@@ -107,7 +107,7 @@ def test_many_workers_with_random_kill_9_every_job_completes_each_step_once(star
 
 def test_four_workers_run_every_step_exactly_once(start_worker):
     """No kills: nothing runs twice, on SQLite too (no "database is locked" crash)."""
-    _run_many(start_worker, jobs=400, workers=4, kills=0, seed=0)
+    _run_many(start_worker, jobs=300, workers=4, kills=0, seed=0)
 
 
 def test_sigstop_past_the_lease_then_sigcont_late_writes_change_nothing(start_worker):

@@ -102,3 +102,20 @@ def test_shutdown_from_another_thread_never_raises_in_the_caller():
     values = row(job)
     assert (values["state"], values["next_task"]) == ("READY", "tests.jobs.record_a")
     assert runs(job) == {"sleep": 1}
+
+
+def test_stopping_never_outlives_its_worker(start_worker):
+    """SIGTERM marks the job STOPPING; a SIGKILL before the step ends leaves it to be rescued."""
+    job = Job.objects.create(name="long", workspace={"sleep": 3})
+    lease = {"DBQ_LEASE_SECONDS": "2"}
+    first = start_worker(env=lease)
+    wait_for(lambda: in_step(job, SLEEP), what="the worker to reach the long step")
+    first.signal(signal.SIGTERM)
+    wait_for(state_is(job, "STOPPING"), what="the job to be marked STOPPING")
+    first.signal(signal.SIGKILL)
+    first.wait()
+    second = start_worker(env=lease)
+    wait_for(state_is(job, "COMPLETE"), what="the job to be rescued and completed")
+    assert runs(job) == {"a": 1, "sleep": 1, "b": 1}
+    second.signal(signal.SIGTERM)
+    assert second.wait() == 0
