@@ -137,3 +137,8 @@ def snooze_five_minutes(job):
 def cancel_myself(job):
     """Asks for its own job to be cancelled, then returns normally."""
     assert job.cancel() is True
+
+
+def post_hook_fails_on_step_two(job):
+    if job.next_task == "tests.jobs.step_two":
+        raise RuntimeError("post hook broke on step two")

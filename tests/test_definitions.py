@@ -163,3 +163,58 @@ def test_hook_loads_the_function_by_its_path():
 
     assert get_definition("hooked").hook("creation_hook") is jobs.creation_hook
     assert get_definition("noop").hook("failure_hook") is None
+
+
+# -- hooks at run time: a hook that raises never strands a job ---------------------------
+
+HOOKED_BADLY = {
+    "bad_pre": {"tasks": ["tests.jobs.step_one"], "pre_task_hook": "tests.jobs.raising_hook"},
+    "bad_post": {
+        "tasks": ["tests.jobs.step_one", "tests.jobs.step_two"],
+        "post_task_hook": "tests.jobs.post_hook_fails_on_step_two",
+    },
+    "bad_failure": {"tasks": ["tests.jobs.raise_error"], "failure_hook": "tests.jobs.raising_hook"},
+    "noop": ["tests.jobs.noop"],
+}
+
+
+@pytest.mark.django_db
+@override_settings(JOBS=HOOKED_BADLY)
+def test_a_pre_task_hook_that_raises_fails_the_job_and_the_next_job_still_runs():
+    from tests.helpers import run_steps
+
+    job = Job.objects.create(name="bad_pre", priority=1)
+    after = Job.objects.create(name="noop")
+    run_steps()
+    job.refresh_from_db()
+    assert job.state == "FAILED" and "RuntimeError: the hook broke" in job.error
+    assert job.workspace == {}
+    assert Job.objects.get(pk=after.pk).state == "COMPLETE"
+
+
+@pytest.mark.django_db
+@override_settings(JOBS=HOOKED_BADLY)
+def test_a_post_task_hook_that_raises_fails_the_job_at_the_last_checkpoint():
+    from tests.helpers import run_steps
+
+    job = Job.objects.create(name="bad_post")
+    run_steps()
+    job.refresh_from_db()
+    assert job.state == "FAILED" and job.next_task == "tests.jobs.step_two"
+    assert job.workspace == {"one": 1}  # step two's changes were not saved
+    assert job.errors[0]["step"] == "tests.jobs.step_two"
+
+
+@pytest.mark.django_db
+@override_settings(JOBS=HOOKED_BADLY)
+def test_a_failure_hook_that_raises_is_noted_on_the_failed_job():
+    from tests.helpers import run_steps
+
+    job = Job.objects.create(name="bad_failure")
+    after = Job.objects.create(name="noop")
+    run_steps()
+    job.refresh_from_db()
+    assert job.state == "FAILED"
+    assert job.error.startswith("ValueError: task went wrong")
+    assert "The failure hook raised RuntimeError: the hook broke" in job.error
+    assert Job.objects.get(pk=after.pk).state == "COMPLETE"

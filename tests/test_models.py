@@ -56,6 +56,17 @@ def test_created_is_editable_after_the_insert():
     assert Job.objects.get(pk=job.pk).created == earlier
 
 
+def test_modified_changes_on_every_save_and_the_default_ordering_is_the_claim_order():
+    job = Job.objects.create(name="noop", created=ago(hours=1))
+    first = Job.objects.get(pk=job.pk).modified
+    job.priority = 2
+    job.save()
+    assert Job.objects.get(pk=job.pk).modified > first
+    low = Job.objects.create(name="noop", priority=-1)
+    newer = Job.objects.create(name="noop", priority=2)
+    assert list(Job.objects.all()) == [job, newer, low]
+
+
 def test_create_stores_queue_priority_run_after_and_workspace():
     later = timezone.now() + datetime.timedelta(hours=1)
     job = Job.objects.create(
