@@ -140,3 +140,21 @@ def test_a_worker_with_a_clean_configuration_passes_its_checks_and_starts():
     assert result.returncode == 0, result.stderr
     assert 'Starting job worker for queue "default"' in result.stdout
     assert Job.objects.get(pk=job.pk).state == "COMPLETE"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_commands_that_need_no_task_code_work_while_a_task_module_is_missing():
+    settings = "tests.settings_missing_task"
+    created = manage("create_job", "broken", settings=settings)
+    assert created.returncode == 0, created.stderr
+    job = Job.objects.get(pk=created.stdout.strip())
+    assert job.next_task == "tests.missing_module.task"
+    depth = manage("queue_depth", settings=settings)
+    assert depth.stdout == "event=queue_depths default=1\n", depth.stderr
+    assert manage("delete_old_jobs", settings=settings).returncode == 0
+    assert manage("cancel_job", str(job.pk), settings=settings).returncode == 0
+    assert manage("retry_job", str(job.pk), settings=settings).returncode == 0
+    # The worker, which would import it, refuses to start.
+    worker = manage("worker", "--drain", settings=settings)
+    assert worker.returncode != 0 and "tests.missing_module.task" in worker.stderr
+    assert Job.objects.get(pk=job.pk).state == "READY"

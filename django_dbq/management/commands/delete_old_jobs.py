@@ -9,6 +9,8 @@ from django_dbq.models import DEFAULT_DELETE_JOBS_AFTER_HOURS, Job
 
 class Command(BaseCommand):
     help = "Delete COMPLETE, FAILED, CANCELLED (and abandoned STOPPING) jobs older than --hours"
+    # Needs no task code, so it does not run the system checks that import it.
+    requires_system_checks = []
 
     def add_arguments(self, parser):
         parser.add_argument(
