@@ -67,10 +67,15 @@ class JobDefinition:
         return self.tasks[position + 1] if position + 1 < len(self.tasks) else ""
 
     def retry_delay_for(self, attempt: int) -> float:
-        """Seconds to wait before attempt ``attempt + 1``; exponential backoff uses full jitter."""
+        """Seconds to wait before attempt ``attempt + 1``.
+
+        Exponential: ``retry_delay * 2 ** (attempt - 1)`` capped at ``retry_delay_max``, then
+        jittered to between half and all of that, so failed jobs do not retry in lockstep.
+        """
         if self.retry_backoff == "fixed":
             return self.retry_delay
-        ceiling = min(self.retry_delay_max, self.retry_delay * (2 ** max(attempt - 1, 0)))
+        doublings = min(max(attempt - 1, 0), 64)  # past that the cap applies anyway
+        ceiling = min(self.retry_delay_max, self.retry_delay * 2.0**doublings)
         return random.uniform(ceiling / 2, ceiling)
 
     def timeout_for(self, step: str) -> float | None:

@@ -127,7 +127,7 @@ def test_exponential_backoff_doubles_with_jitter_and_is_capped():
     definition = parse_definition(
         "job", {"tasks": ["a.b"], "retry_delay": 2, "retry_delay_max": 20}
     )
-    for attempt, ceiling in [(1, 2), (2, 4), (3, 8), (4, 16), (5, 20), (30, 20)]:
+    for attempt, ceiling in [(1, 2), (2, 4), (3, 8), (4, 16), (5, 20), (30, 20), (5000, 20)]:
         delays = [definition.retry_delay_for(attempt) for _ in range(200)]
         assert all(ceiling / 2 <= delay <= ceiling for delay in delays), (attempt, delays)
         assert len(set(delays)) > 1  # jittered, so retries of many jobs spread out
