@@ -140,6 +140,11 @@ TASKS = {
     "retrying": {
         "BACKEND": "django_dbq.tasks_backend.DatabaseBackend",
         "QUEUES": [],  # any queue
-        "OPTIONS": {"max_attempts": 2, "retry_backoff": "fixed", "retry_delay": 0},
+        "OPTIONS": {
+            "max_attempts": 2,
+            "retry_backoff": "fixed",
+            "retry_delay": 0,
+            "tasks": {"tests.tasks_app.explode": {"max_attempts": 3}},
+        },
     },
 }

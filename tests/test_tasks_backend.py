@@ -198,6 +198,18 @@ def test_backend_options_set_the_retry_policy(start_worker):
     assert retrying.attempts == 2 and steps(twice) == ["attempt 1", "attempt 2"]
 
 
+def test_backend_options_set_a_retry_policy_per_task(start_worker):
+    # OPTIONS["tasks"] of the "retrying" backend gives explode three attempts.
+    here = tasks_app.explode.enqueue("once")
+    there = tasks_app.explode.using(backend="retrying").enqueue("thrice")
+    drain(start_worker)
+    here.refresh()
+    there.refresh()
+    assert here.status == there.status == TaskResultStatus.FAILED
+    assert here.attempts == 1 and there.attempts == 3
+    assert [e.exception_class is tasks_app.TaskWentWrong for e in there.errors] == [True] * 3
+
+
 def test_fail_permanently_skips_the_remaining_attempts(start_worker):
     key = uuid.uuid4()
     result = tasks_app.give_up.enqueue(str(key))
@@ -230,6 +242,10 @@ def test_invalid_retry_settings_are_refused():
         DatabaseBackend("broken", {"OPTIONS": {"max_attempts": 0}})
     with pytest.raises(ImproperlyConfigured, match="unknown key"):
         DatabaseBackend("broken", {"OPTIONS": {"retries": 3}})
+    with pytest.raises(ImproperlyConfigured, match="unknown key"):
+        DatabaseBackend("broken", {"OPTIONS": {"tasks": {"app.tasks.t": {"retries": 3}}}})
+    with pytest.raises(ImproperlyConfigured, match="retry_delay"):
+        DatabaseBackend("broken", {"OPTIONS": {"tasks": {"app.tasks.t": {"retry_delay": -1}}}})
     with pytest.raises(InvalidTask, match="retry_backoff"):
         tasks_app.add.__class__(func=tasks_app._hidden, retry_backoff="sometimes")
 

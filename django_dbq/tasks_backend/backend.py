@@ -54,6 +54,15 @@ def clean_policy(values: dict, where: str, error: type[Exception]) -> dict:
     return policy
 
 
+def _check_keys(values: dict, known: tuple[str, ...], where: str) -> None:
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ImproperlyConfigured(
+            f"{where} has unknown key(s) {', '.join(map(repr, unknown))}; "
+            f"known keys: {', '.join(known)}."
+        )
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DatabaseTask(Task):
     """The backend's ``task_class``: ``@task`` accepts these retry settings per task.
@@ -87,13 +96,20 @@ class DatabaseBackend(BaseTaskBackend):
         where = f"TASKS[{alias!r}]['OPTIONS']"
         if not isinstance(self.options, dict):
             raise ImproperlyConfigured(f"{where} must be a dict.")
-        unknown = sorted(set(self.options) - set(POLICY_KEYS))
-        if unknown:
-            raise ImproperlyConfigured(
-                f"{where} has unknown key(s) {', '.join(map(repr, unknown))}; "
-                f"known keys: {', '.join(POLICY_KEYS)}."
-            )
+        _check_keys(self.options, (*POLICY_KEYS, "tasks"), where)
         self.policy = clean_policy(self.options, where, ImproperlyConfigured)
+        # Per-task settings by module path: unlike @task(max_attempts=...), these leave
+        # the task definitions portable to other backends (say, ImmediateBackend in tests).
+        per_task = self.options.get("tasks") or {}
+        if not isinstance(per_task, dict):
+            raise ImproperlyConfigured(f"{where}['tasks'] must be a dict of module path -> dict.")
+        self.task_policies = {}
+        for path, values in per_task.items():
+            here = f"{where}['tasks'][{path!r}]"
+            if not isinstance(values, dict):
+                raise ImproperlyConfigured(f"{here} must be a dict.")
+            _check_keys(values, POLICY_KEYS, here)
+            self.task_policies[path] = clean_policy(values, here, ImproperlyConfigured)
 
     # -- validation -------------------------------------------------------------
 
@@ -108,7 +124,8 @@ class DatabaseBackend(BaseTaskBackend):
         )
 
     def policy_for(self, task: Task) -> dict:
-        """Retry settings for ``task``: the task's own, else OPTIONS, else the DBQ_* settings."""
+        """Retry settings for ``task``, first found: its ``@task`` arguments, its entry in
+        ``OPTIONS["tasks"]``, ``OPTIONS``, the ``DBQ_*`` settings."""
         policy = {
             "max_attempts": conf.get("DBQ_MAX_ATTEMPTS"),
             "retry_backoff": conf.get("DBQ_RETRY_BACKOFF"),
@@ -117,6 +134,7 @@ class DatabaseBackend(BaseTaskBackend):
             "timeout": None,
         }
         policy.update(self.policy)
+        policy.update(self.task_policies.get(task.module_path, {}))
         policy.update(
             (key, getattr(task, key)) for key in POLICY_KEYS if getattr(task, key, None) is not None
         )
