@@ -67,6 +67,10 @@ class JobQuerySet(models.QuerySet):
             or hours < 0
         ):
             raise ValueError(f"hours must be a number of at least 0, not {hours!r}.")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(
+                f"batch_size must be a whole number of at least 1, not {batch_size!r}."
+            )
         now = timezone.now()
         old = self.filter(created__lte=now - datetime.timedelta(hours=hours)).filter(
             Q(state__in=self.FINISHED)
@@ -77,7 +81,8 @@ class JobQuerySet(models.QuerySet):
             ids = list(old.order_by().values_list("pk", flat=True)[:batch_size])
             if not ids:
                 return deleted
-            deleted += self.filter(pk__in=ids).delete()[0]
+            # The conditions again: a job retried by hand since the SELECT is kept.
+            deleted += old.filter(pk__in=ids).delete()[0]
 
     def queue_depths(self, *, exclude_future_jobs: bool = False) -> dict[str, int]:
         waiting = self.runnable() if exclude_future_jobs else self.filter(state__in=self.RUNNABLE)

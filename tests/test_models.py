@@ -228,6 +228,21 @@ def test_delete_old_works_in_batches():
     assert not Job.objects.exists()
 
 
+@pytest.mark.parametrize("batch_size", [0, -5, 2.5, True])
+def test_delete_old_refuses_a_bad_batch_size(batch_size):
+    Job.objects.create(name="noop", state="COMPLETE", created=ago(days=2))
+    with pytest.raises(ValueError, match="batch_size"):
+        Job.objects.delete_old(batch_size=batch_size)
+    assert Job.objects.count() == 1
+
+
+def test_delete_old_respects_a_filtered_queryset():
+    Job.objects.create(name="noop", state="COMPLETE", created=ago(days=2))
+    kept = Job.objects.create(name="noop", state="COMPLETE", created=ago(days=2), queue_name="k")
+    assert Job.objects.exclude(queue_name="k").delete_old() == 1
+    assert list(Job.objects.all()) == [kept]
+
+
 @pytest.mark.parametrize("hours", [-1, "24", True, float("nan"), float("inf")])
 def test_delete_old_refuses_a_bad_number_of_hours(hours):
     Job.objects.create(name="noop", state="COMPLETE", created=ago(days=2))
