@@ -190,3 +190,21 @@ def test_a_3_3_database_on_this_backend_upgrades_in_place(scratch_database):
     ok(manage(db, "worker", "other", "--drain"))
     rows = json.loads(shell(db, "from tests.upgrade_seed import dump; dump()"))
     assert rows[-1]["state"] == "FAILED" and rows[-1]["errors"][0]["type"] == "ValueError"
+
+
+def test_the_model_retry_and_schedule_suites_pass_with_use_tz_false():
+    """Runs those suites again in a child pytest with ``USE_TZ = False`` on this backend."""
+    env = dict(os.environ)
+    env["DBQ_TEST_USE_TZ"] = "0"
+    env["DBQ_TEST_DB_SUFFIX"] = env.get("DBQ_TEST_DB_SUFFIX", "") + "_notz"
+    files = ["tests/test_models.py", "tests/test_retries.py", "tests/test_schedule.py"]
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *files],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
+    assert " passed" in result.stdout and " failed" not in result.stdout
