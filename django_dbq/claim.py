@@ -38,25 +38,61 @@ class Claimer:
         self.fields = list(Job._meta.concrete_fields)
         self.columns = ", ".join(quote(field.column) for field in self.fields)
         self.table = quote(Job._meta.db_table)
-        queues = ", ".join(["%s"] * len(self.queue_names))
+        # Each queue is read in index order (the claim indexes lead with the queue), and
+        # several queues are merged by priority: never a sort of every runnable row.
+        order = "ORDER BY priority DESC, created"
+        runnable = "(run_after IS NULL OR run_after <= %s)"
+        several = len(self.queue_names) > 1
         if self.vendor == "mysql":
-            # dbq_runnable_queue is a generated column (see migration 0002): it is the
+            # dbq_runnable_queue is a generated column (see migration 0008): it is the
             # queue name while the job is runnable, so one index serves the claim order.
-            self.select_sql = (
-                f"SELECT {self.columns} FROM {self.table} WHERE dbq_runnable_queue IN ({queues}) "
-                "AND (run_after IS NULL OR run_after <= %s) "
-                "ORDER BY priority DESC, created LIMIT %s FOR UPDATE SKIP LOCKED"
+            branch = (
+                f"SELECT {self.columns} FROM {self.table} WHERE dbq_runnable_queue = %s "
+                f"AND {runnable} {order} LIMIT %s FOR UPDATE SKIP LOCKED"
             )
+            if several:
+                branches = " UNION ALL ".join([f"({branch})"] * len(self.queue_names))
+                self.select_sql = f"{branches} {order} LIMIT %s"
+            else:
+                self.select_sql = branch
         else:
-            lock = " FOR UPDATE SKIP LOCKED" if self.vendor == "postgresql" else ""
+            condition = f"state IN ('NEW', 'READY') AND queue_name = %s AND {runnable}"
+            if self.vendor == "postgresql" and several:
+                values = ", ".join(["(%s)"] * len(self.queue_names))
+                candidates = (
+                    f"SELECT c.id FROM (VALUES {values}) AS q(name) CROSS JOIN LATERAL "
+                    f"(SELECT id, priority, created FROM {self.table} "
+                    f"WHERE {condition.replace('queue_name = %s', 'queue_name = q.name')} "
+                    f"{order} LIMIT %s FOR UPDATE SKIP LOCKED) AS c "
+                    "ORDER BY c.priority DESC, c.created LIMIT %s"
+                )
+            elif self.vendor == "postgresql":
+                candidates = (
+                    f"SELECT id FROM {self.table} WHERE {condition} "
+                    f"{order} LIMIT %s FOR UPDATE SKIP LOCKED"
+                )
+            elif several:  # SQLite: the write lock is held, no row locks needed
+                branch = (
+                    f"SELECT * FROM (SELECT id, priority, created FROM {self.table} "
+                    f"WHERE {condition} {order} LIMIT %s)"
+                )
+                branches = " UNION ALL ".join([branch] * len(self.queue_names))
+                candidates = f"SELECT id FROM ({branches} {order} LIMIT %s)"
+            else:
+                candidates = f"SELECT id FROM {self.table} WHERE {condition} {order} LIMIT %s"
             self.claim_sql = (
                 f"UPDATE {self.table} SET state = 'PROCESSING', lease_token = %s, "
                 "lease_expires_at = %s, worker_id = %s, started_at = %s, modified = %s, "
-                f"attempts = attempts + 1 WHERE id IN (SELECT id FROM {self.table} "
-                f"WHERE state IN ('NEW', 'READY') AND queue_name IN ({queues}) "
-                "AND (run_after IS NULL OR run_after <= %s) "
-                f"ORDER BY priority DESC, created LIMIT %s{lock}) RETURNING {self.columns}"
+                f"attempts = attempts + 1 WHERE id IN ({candidates}) RETURNING {self.columns}"
             )
+
+    def select_params(self, now, limit: int) -> list:
+        """Parameters of the candidate query, in the order the SQL above uses them."""
+        if len(self.queue_names) == 1:
+            return [self.queue_names[0], now, limit]
+        if self.vendor == "postgresql":
+            return [*self.queue_names, now, limit, limit]
+        return [value for name in self.queue_names for value in (name, now, limit)] + [limit]
 
     def _prep_datetime(self, value: datetime.datetime):
         return Job._meta.get_field("modified").get_db_prep_value(value, connections[self.using])
@@ -76,7 +112,7 @@ class Claimer:
                 rows = self._claim_mysql(cursor, outer, limit, [prep_token, prep_expires, prep_now])
             else:
                 params = [prep_token, prep_expires, self.worker_id, prep_now, prep_now]
-                params += [*self.queue_names, prep_now, limit]
+                params += self.select_params(prep_now, limit)
                 begin = "BEGIN IMMEDIATE" if self.vendor == "sqlite" else "BEGIN"
                 if not outer and self.vendor == "sqlite":
                     cursor.execute(begin)
@@ -104,7 +140,7 @@ class Claimer:
         if not outer:
             cursor.execute("START TRANSACTION")
         try:
-            cursor.execute(self.select_sql, [*self.queue_names, prep_now, limit])
+            cursor.execute(self.select_sql, self.select_params(prep_now, limit))
             rows = cursor.fetchall()
             if rows:
                 ids = [row[0] for row in rows]

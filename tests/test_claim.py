@@ -66,8 +66,9 @@ def test_claim_order_batch_queue_and_run_after():
     assert claimer().claim(10) == []
 
 
-def test_concurrent_claims_never_share_a_job():
-    Job.objects.bulk_create([Job(name="noop") for _ in range(120)])
+@pytest.mark.parametrize("queues", [("default",), ("default", "other")], ids=["one", "two"])
+def test_concurrent_claims_never_share_a_job(queues):
+    Job.objects.bulk_create([Job(name="noop", queue_name=queues[i % 2 - 1]) for i in range(120)])
     claimed: list[list] = [[] for _ in range(4)]
     errors: list[BaseException] = []
 
@@ -75,7 +76,7 @@ def test_concurrent_claims_never_share_a_job():
         from django.db import connections
 
         try:
-            source = claimer(worker_id=f"thread-{threading.get_ident()}")
+            source = claimer(*queues, worker_id=f"thread-{threading.get_ident()}")
             for _ in range(200):  # bounded
                 jobs = source.claim(3)
                 if not jobs:
@@ -94,6 +95,24 @@ def test_concurrent_claims_never_share_a_job():
     assert not errors
     everything = [pk for mine in claimed for pk in mine]
     assert len(everything) == len(set(everything)) == 120
+
+
+def test_claim_from_several_queues_merges_them_in_priority_order():
+    now = timezone.now()
+
+    def make(queue: str, priority: int, age: int) -> Job:
+        job = Job.objects.create(name="noop", queue_name=queue, priority=priority)
+        Job.objects.filter(pk=job.pk).update(created=now - datetime.timedelta(minutes=age))
+        return job
+
+    a_old, a_high, a_new = make("a", 0, 30), make("a", 5, 1), make("a", 0, 1)
+    b_old, b_high = make("b", 0, 60), make("b", 9, 2)
+    make("c", 99, 99)  # not one of the worker's queues
+    Job.objects.create(name="noop", queue_name="b", run_after=now + datetime.timedelta(hours=1))
+    source = claimer("a", "b")
+    assert [job.pk for job in source.claim(3)] == [b_high.pk, a_high.pk, b_old.pk]
+    assert [job.pk for job in source.claim(10)] == [a_old.pk, a_new.pk]
+    assert source.claim(10) == []
 
 
 def test_fenced_writes_of_a_lost_claim_change_nothing():
