@@ -63,6 +63,20 @@ def test_kill_9_mid_task_another_worker_finishes_without_rerunning_finished_step
     assert lost_pids == {first.pid}
 
 
+def test_a_task_longer_than_the_lease_keeps_its_lease(start_worker):
+    """Heartbeats renew the lease: a long task is not rescued while its worker lives."""
+    job = Job.objects.create(name="long", workspace={"sleep": 5})
+    workers = [start_worker(env=SHORT_LEASE) for _ in range(2)]
+    wait_for(state_is(job, "COMPLETE"), what="the job to complete")
+    assert runs(job) == {"a": 1, "sleep": 1, "b": 1}
+    values = row(job)
+    assert values["attempts"] == 1
+    assert values["errors"] == []
+    for worker in workers:
+        worker.signal(signal.SIGTERM)
+        assert worker.wait() == 0
+
+
 def _counts_per_step(jobs: int, steps: str = "abc") -> tuple[collections.Counter, set]:
     counts = collections.Counter(Execution.objects.values_list("job_id", "step"))
     ids = {str(pk) for pk in Job.objects.values_list("pk", flat=True)}
