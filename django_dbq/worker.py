@@ -279,6 +279,11 @@ class Worker:
                 failures += 1
                 self._reset_connection(error, failures)
                 continue
+            except Exception as error:  # a bug or a row that cannot be read: never exit
+                failures += 1
+                logger.exception("Claiming failed; retrying")
+                self._reset_connection(error, failures)
+                continue
             if not self.prefetched:
                 if self.drain:
                     return
