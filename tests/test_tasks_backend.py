@@ -250,6 +250,17 @@ def test_invalid_retry_settings_are_refused():
         tasks_app.add.__class__(func=tasks_app._hidden, retry_backoff="sometimes")
 
 
+def test_system_check_reports_per_task_settings_for_unknown_tasks():
+    assert task_backends["retrying"].check() == []
+    backend = DatabaseBackend(
+        "checked",
+        {"OPTIONS": {"tasks": {"tests.tasks_app.nowhere": {}, "tests.tasks_app.add": {}}}},
+    )
+    problems = backend.check()
+    assert [problem.id for problem in problems] == ["django_dbq.E021"]
+    assert "tests.tasks_app.nowhere" in problems[0].msg
+
+
 # -- transactions ---------------------------------------------------------------------
 
 

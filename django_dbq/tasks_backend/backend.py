@@ -201,4 +201,18 @@ class DatabaseBackend(BaseTaskBackend):
                     id="django_dbq.E020",
                 )
             ]
-        return []
+        from .running import NotATask, resolve_task
+
+        errors = []
+        for path in self.task_policies:
+            try:
+                resolve_task(path)
+            except NotATask as error:
+                errors.append(
+                    checks.Error(
+                        f"TASKS[{self.alias!r}]['OPTIONS']['tasks']: {error}",
+                        hint="Keys are the module paths of @task functions.",
+                        id="django_dbq.E021",
+                    )
+                )
+        return errors
