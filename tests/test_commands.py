@@ -8,6 +8,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.test import override_settings
 from django.utils import timezone
 
 from django_dbq.models import Job
@@ -87,6 +88,13 @@ def test_create_job_refuses_bad_input_and_writes_nothing(args, message):
 def test_create_job_accepts_a_dict_workspace_from_call_command():
     run("create_job", "noop", workspace={"a": [1]})
     assert Job.objects.get().workspace == {"a": [1]}
+
+
+def test_create_job_with_a_malformed_jobs_setting_is_a_clear_error():
+    with override_settings(JOBS={"noop": "tests.jobs.noop"}):
+        with pytest.raises(CommandError, match="must be a list of task paths or a dict"):
+            run("create_job", "noop")
+    assert not Job.objects.exists()
 
 
 def test_create_job_with_a_duplicate_unique_key_is_an_error():
