@@ -91,9 +91,12 @@ def test_create_job_accepts_a_dict_workspace_from_call_command():
 
 
 def test_create_job_with_a_malformed_jobs_setting_is_a_clear_error():
-    with override_settings(JOBS={"noop": "tests.jobs.noop"}):
-        with pytest.raises(CommandError, match="must be a list of task paths or a dict"):
-            run("create_job", "noop")
+    message = "must be a list of task paths or a dict"
+    with (
+        override_settings(JOBS={"noop": "tests.jobs.noop"}),
+        pytest.raises(CommandError, match=message),
+    ):
+        run("create_job", "noop")
     assert not Job.objects.exists()
 
 
