@@ -18,7 +18,9 @@ ROOT = Path(__file__).resolve().parent.parent
 WAIT_SECONDS = float(os.environ.get("DBQ_TEST_WAIT_SECONDS", "90"))
 
 
-def wait_for(predicate: Callable[[], object], timeout: float = WAIT_SECONDS, what: str = "") -> object:
+def wait_for(
+    predicate: Callable[[], object], timeout: float = WAIT_SECONDS, what: str = ""
+) -> object:
     """Poll ``predicate`` until it returns something truthy; fail the test after ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
