@@ -9,3 +9,6 @@ class Execution(models.Model):
     step = models.CharField(max_length=50)
     pid = models.IntegerField()
     at = models.DateTimeField(db_default=Now())
+
+    def __str__(self) -> str:
+        return f"{self.step} of {self.job_id} in {self.pid}"
