@@ -60,9 +60,18 @@ class PostgresListener(Poller):
         return connection
 
     def listening(self) -> bool:
-        """Make sure the LISTEN connection is up (call before looking for work)."""
+        """Make sure the LISTEN connection is up (call before looking for work).
+
+        Notifications already received are dropped: the look for work that follows
+        sees the jobs they announced, so they would only cause an empty extra look.
+        """
         if self.connection is not None and not self.connection.closed:
-            return True
+            try:
+                self.drain()
+                return True
+            except Exception as error:
+                logger.warning("LISTEN connection lost (%s); reconnecting", error)
+                self.close()
         if time.monotonic() < self.retry_at:
             return False
         try:
