@@ -15,6 +15,9 @@ DEFAULTS: dict[str, Any] = {
     "DBQ_POLL_INTERVAL": 0.5,
     # Use LISTEN/NOTIFY on PostgreSQL. Turn off behind PgBouncer in transaction mode.
     "DBQ_LISTEN": True,
+    # PostgreSQL: the worker's checkpoints and completions commit without waiting
+    # for the WAL flush (a server crash may re-run the last steps; at-least-once holds).
+    "DBQ_FAST_COMMIT": True,
     # Most jobs one claim may take; the worker sizes batches to ~100 ms of work.
     "DBQ_CLAIM_BATCH_SIZE": 20,
     # Default retry policy for job definitions that do not set their own.
@@ -55,8 +58,8 @@ def get(name: str) -> Any:
             raise ImproperlyConfigured(
                 f"{name} must be a whole number of at least 1, not {value!r}."
             )
-    elif name == "DBQ_LISTEN" and not isinstance(value, bool):
-        raise ImproperlyConfigured(f"DBQ_LISTEN must be True or False, not {value!r}.")
+    elif name in ("DBQ_LISTEN", "DBQ_FAST_COMMIT") and not isinstance(value, bool):
+        raise ImproperlyConfigured(f"{name} must be True or False, not {value!r}.")
     elif name == "DBQ_RETRY_BACKOFF" and value not in ("exponential", "fixed"):
         raise ImproperlyConfigured(
             f"DBQ_RETRY_BACKOFF must be 'exponential' or 'fixed', not {value!r}."
