@@ -28,6 +28,17 @@ logger = logging.getLogger(__name__)
 RELEASED = {"state": "READY", "lease_token": None, "lease_expires_at": None, "worker_id": ""}
 
 
+def finished(state: str) -> dict[str, Any]:
+    """The values that end a job: its final state, and its claim and unique key let go."""
+    return {
+        "state": state,
+        "finished_at": timezone.now(),
+        "lease_token": None,
+        "lease_expires_at": None,
+        "unique_key": None,
+    }
+
+
 def send(signal, **kwargs: Any) -> None:
     """Send a monitoring signal; a receiver that raises is logged, never fatal to the job."""
     if not signal.receivers:
@@ -253,26 +264,10 @@ class JobRun:
         raise JobLost()
 
     def complete(self) -> None:
-        now = timezone.now()
-        self.write(
-            state="COMPLETE",
-            next_task="",
-            workspace=self.job.workspace,
-            finished_at=now,
-            lease_token=None,
-            lease_expires_at=None,
-            unique_key=None,
-        )
+        self.write(**finished("COMPLETE"), next_task="", workspace=self.job.workspace)
 
     def cancel(self, **values: Any) -> None:
-        self.write(
-            state="CANCELLED",
-            finished_at=timezone.now(),
-            lease_token=None,
-            lease_expires_at=None,
-            unique_key=None,
-            **values,
-        )
+        self.write(**finished("CANCELLED"), **values)
         send(signals.job_cancelled, job=self.job)
         raise JobLost()
 
@@ -314,14 +309,7 @@ class JobRun:
             self.write(**RELEASED, run_after=run_after, **values)
             send(signals.job_retried, job=job, delay=delay, manual=False)
             return
-        self.write(
-            state="FAILED",
-            finished_at=timezone.now(),
-            lease_token=None,
-            lease_expires_at=None,
-            unique_key=None,
-            **values,
-        )
+        self.write(**finished("FAILED"), **values)
         send(signals.job_failed, job=job, exception=error)
         run_failure_hook(job, definition, error)
 

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from . import conf, signals
 from .definitions import get_definition
-from .execution import RELEASED, error_record, error_values, run_failure_hook, send
+from .execution import RELEASED, error_record, error_values, finished, run_failure_hook, send
 from .models import Job, JobQuerySet
 
 logger = logging.getLogger(__name__)
@@ -35,16 +35,7 @@ def rescue_lapsed_jobs(using: str = "default", limit: int = 100) -> int:
         values = error_values(job, error_record(job, job.next_task, None, message))
         limit_attempts = max(job.max_attempts, conf.get("DBQ_RESCUE_MAX_ATTEMPTS"))
         gives_up = job.attempts >= limit_attempts
-        if gives_up:
-            values.update(
-                state="FAILED",
-                finished_at=now,
-                lease_token=None,
-                lease_expires_at=None,
-                unique_key=None,
-            )
-        else:
-            values.update(RELEASED)
+        values.update(finished("FAILED") if gives_up else RELEASED)
         # Still lapsed, still the claim seen: a heartbeat that landed meanwhile keeps the job.
         claim = Job.objects.using(using).filter(
             is_lapsed, pk=job.pk, lease_token=job.lease_token, state__in=JobQuerySet.ACTIVE

@@ -7,11 +7,14 @@ They are plain SQL because each database needs a different shape:
   while a job is runnable (NULL otherwise) and is indexed in claim order.
 - PostgreSQL: a trigger NOTIFYs the queue's channel when a job becomes runnable,
   inside the transaction that made it so.
+
+Django does not know these objects: a later migration that makes Django rebuild
+the job table on SQLite must create the two partial indexes again.
 """
 
 from django.db import migrations
 
-POSTGRESQL = [
+PARTIAL_INDEXES = [
     (
         "CREATE INDEX dbq_job_runnable ON django_dbq_job (queue_name, priority DESC, created) "
         "WHERE state IN ('NEW', 'READY')",
@@ -22,6 +25,9 @@ POSTGRESQL = [
         "WHERE state IN ('PROCESSING', 'STOPPING')",
         "DROP INDEX IF EXISTS dbq_job_leased",
     ),
+]
+POSTGRESQL = [
+    *PARTIAL_INDEXES,
     (
         "CREATE FUNCTION dbq_notify_runnable() RETURNS trigger LANGUAGE plpgsql AS $$ "
         "BEGIN PERFORM pg_notify('dbq_' || md5(NEW.queue_name), ''); RETURN NULL; END $$",
@@ -33,18 +39,7 @@ POSTGRESQL = [
         "DROP TRIGGER IF EXISTS dbq_job_runnable_notify ON django_dbq_job",
     ),
 ]
-SQLITE = [
-    (
-        "CREATE INDEX dbq_job_runnable ON django_dbq_job (queue_name, priority DESC, created) "
-        "WHERE state IN ('NEW', 'READY')",
-        "DROP INDEX IF EXISTS dbq_job_runnable",
-    ),
-    (
-        "CREATE INDEX dbq_job_leased ON django_dbq_job (lease_expires_at) "
-        "WHERE state IN ('PROCESSING', 'STOPPING')",
-        "DROP INDEX IF EXISTS dbq_job_leased",
-    ),
-]
+SQLITE = PARTIAL_INDEXES
 MYSQL = [
     (
         "ALTER TABLE django_dbq_job ADD COLUMN dbq_runnable_queue varchar(100) AS "
