@@ -258,7 +258,9 @@ class JobRun:
         values = {"workspace": self.job.workspace, "next_task": following}
         if self.persist(lambda: self.job.fenced_update(unless_cancelled=True, **values)):
             return
-        claim = Job.objects.filter(pk=self.job.pk, lease_token=self.job.lease_token)
+        claim = Job.objects.using(self.job._state.db).filter(
+            pk=self.job.pk, lease_token=self.job.lease_token
+        )
         if claim.filter(cancel_requested=True).exists():
             self.cancel(**values)
         raise JobLost()
@@ -325,4 +327,5 @@ def run_failure_hook(
     except BaseException as hook_error:
         logger.exception("Failure hook of job %s raised", job.pk)
         note = f"\n\nThe failure hook raised {type(hook_error).__name__}: {hook_error}"
-        Job.objects.filter(pk=job.pk, state="FAILED").update(error=job.error + note)
+        failed = Job.objects.using(job._state.db).filter(pk=job.pk, state="FAILED")
+        failed.update(error=job.error + note)

@@ -45,7 +45,7 @@ class _Periodic(threading.Thread):
                     failures += 1
                     logger.warning("%s: database error (%s); retrying", self.name, error)
                     self._close()
-                except Exception:
+                except BaseException:  # user code (schedule creation hooks) must not end it
                     failures += 1
                     logger.exception("%s: tick failed", self.name)
                 # Back off while the database is away, but never past two intervals:

@@ -41,8 +41,12 @@ FAST_COMMIT_BEGIN = "BEGIN; SET LOCAL synchronous_commit TO OFF"
 
 
 def _commits_without_flush(connection) -> bool:
+    if connection.vendor != "postgresql":
+        return False
+    from django.db.backends.postgresql.psycopg_any import is_psycopg3
+
     return (
-        connection.vendor == "postgresql"
+        is_psycopg3  # psycopg2 cannot step through the results of several statements
         and not connection.in_atomic_block
         # Several statements in one call need psycopg's client-side binding (Django's default).
         and not connection.settings_dict.get("OPTIONS", {}).get("server_side_binding")
@@ -86,7 +90,8 @@ class JobQuerySet(models.QuerySet):
     def delete_old(self, hours: float | None = None, batch_size: int = 1000) -> int:
         """Delete finished jobs created more than ``hours`` ago (24 if None), in batches.
 
-        A ``STOPPING`` job is deleted only once no worker holds it any more.
+        A ``STOPPING`` job is deleted only when it has no lease (left by django-db-queue
+        3.x); one with a lease belongs to a worker, or is rescued once that lapses.
         """
         hours = DEFAULT_DELETE_JOBS_AFTER_HOURS if hours is None else hours
         if (
@@ -102,8 +107,7 @@ class JobQuerySet(models.QuerySet):
             )
         now = timezone.now()
         old = self.filter(created__lte=now - datetime.timedelta(hours=hours)).filter(
-            Q(state__in=self.FINISHED)
-            | Q(state="STOPPING") & (Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
+            Q(state__in=self.FINISHED) | Q(state="STOPPING", lease_expires_at__isnull=True)
         )
         deleted = 0
         while True:

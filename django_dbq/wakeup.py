@@ -52,9 +52,12 @@ class PostgresListener(Poller):
         self.retry_at = 0.0
 
     def _connect(self):
-        wrapper = connections[self.using]
-        connection = wrapper.get_new_connection(wrapper.get_connection_params())
-        connection.autocommit = True
+        import psycopg
+
+        # Straight from psycopg, never from Django's pool: this connection is held
+        # for the worker's lifetime and would use up a pool slot for good.
+        params = connections[self.using].get_connection_params()
+        connection = psycopg.connect(**params, autocommit=True)
         for channel in self.channels:
             connection.execute(f"LISTEN {channel}")
         return connection

@@ -67,6 +67,19 @@ class _TaskScope:
         self.worker.in_task = False
 
 
+def _set_events(events: list[threading.Event]) -> None:
+    """Set ``events``; from the main thread, via a helper thread.
+
+    A signal handler runs in the main thread, which may be inside ``Event.wait``
+    holding that event's (non-reentrant) lock: setting it there would deadlock.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        for event in events:
+            event.set()
+        return
+    threading.Thread(target=_set_events, args=(events,), name="django_dbq-signal").start()
+
+
 class Worker:
     """Claims jobs from ``queue_name`` (a name or a list of names) and runs them.
 
@@ -136,12 +149,11 @@ class Worker:
         self._signals += 1
         self.alive = False
         self.stopping = True
-        self.stop_event.set()
-        if self._signals > 1:
-            self.abort.set()
         threads = [t for t in (self._heartbeat, self._maintenance) if t is not None]
-        for thread in threads:
-            thread.wake.set()
+        events = [self.stop_event, *(t.wake for t in threads)]
+        if self._signals > 1:
+            events.append(self.abort)
+        _set_events(events)
         if not threads and self.current_job is not None and self._signals == 1:
             # Driven by hand (django-db-queue 3.x style), not by run(): mark it now.
             mark_stopping(self.current_job, self.using)
@@ -177,6 +189,8 @@ class Worker:
         return jobs
 
     def give_back_prefetched(self, jobs: list[Job]) -> None:
+        for job in jobs:
+            job._dbq_confirmed = 0.0  # a release may have landed unseen: check before running
         with self.lock:
             self.prefetched[:0] = jobs
 
