@@ -6,15 +6,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 django=${1:-5.2}
 
+# The first interpreter that really runs (a pyenv shim may exist and still fail).
 find_python() {
+  local candidate dir
   for candidate in "$@"; do
-    if command -v "$candidate" >/dev/null 2>&1; then command -v "$candidate"; return 0; fi
+    if "$candidate" -c 'import sys' >/dev/null 2>&1; then command -v "$candidate"; return 0; fi
     if command -v pyenv >/dev/null 2>&1; then
-      local prefix
-      prefix=$(pyenv prefix "${candidate#python}" 2>/dev/null | head -n1 || true)
-      if [ -n "$prefix" ] && [ -x "$prefix/bin/python" ]; then echo "$prefix/bin/python"; return 0; fi
       for dir in "$(pyenv root)"/versions/"${candidate#python}"*; do
-        if [ -x "$dir/bin/python" ]; then echo "$dir/bin/python"; return 0; fi
+        if [ -x "$dir/bin/python" ] && "$dir/bin/python" -c 'import sys' >/dev/null 2>&1; then
+          echo "$dir/bin/python"; return 0
+        fi
       done
     fi
   done
