@@ -80,6 +80,34 @@ def _set_events(events: list[threading.Event]) -> None:
     threading.Thread(target=_set_events, args=(events,), name="django_dbq-signal").start()
 
 
+def wait_for_database(verbosity: int = 1, using: str = "default") -> bool:
+    """Block until the database answers; False if SIGTERM/SIGINT came first (exit quietly)."""
+    stop = threading.Event()
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    if in_main_thread:
+        previous = {
+            sig: signal.signal(sig, lambda *_: stop.set())
+            for sig in (signal.SIGTERM, signal.SIGINT)
+        }
+    try:
+        failures = 0
+        while not stop.is_set():
+            try:
+                connections[using].ensure_connection()
+                return True
+            except DatabaseError as error:
+                failures += 1
+                if verbosity:
+                    logger.warning("Waiting for the database (%s)", str(error).strip())
+                connections[using].close()
+                time.sleep(backoff_delay(failures))
+        return False
+    finally:
+        if in_main_thread:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
 class Worker:
     """Claims jobs from ``queue_name`` (a name or a list of names) and runs them.
 

@@ -124,3 +124,17 @@ def test_busy_workers_live_through_a_restart_and_finish_every_job(restart_databa
         expected = {"sleep", "a", "b"} if name == "slow" else {"a", "b", "c"}
         assert {step for (id_, step) in steps if id_ == str(job_id)} == expected
     _workers_live_on(workers)
+
+
+def test_a_worker_started_while_the_database_is_down_waits_for_it(start_worker):
+    if connection.vendor not in ("postgresql", "mysql"):
+        pytest.skip("a database server that can be unreachable: PostgreSQL and MariaDB/MySQL only")
+    # Nothing listens on port 9: the worker must wait, not crash, and still stop cleanly.
+    scheme = "postgres" if connection.vendor == "postgresql" else "mysql"
+    user = connection.settings_dict["USER"]
+    worker = start_worker(env={"DATABASE_URL": f"{scheme}://{user}@127.0.0.1:9/test"})
+    wait_for(lambda: "Waiting for the database" in worker.log(), what="the worker to wait")
+    assert worker.process.poll() is None
+    worker.signal(signal.SIGTERM)
+    assert worker.wait() == 0, worker.log()[-2000:]
+    assert "Traceback" not in worker.log()

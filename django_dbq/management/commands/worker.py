@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from django_dbq.worker import Worker
+from django_dbq.worker import Worker, wait_for_database
 
 __all__ = ["Command", "Worker"]  # Worker is importable from here, as in django-db-queue 3.x
 
@@ -37,6 +37,13 @@ class Command(BaseCommand):
             default=None,
             help="poll instead of LISTEN/NOTIFY (for PgBouncer in transaction mode)",
         )
+
+    def execute(self, *args, **options):
+        # The system checks need the database (MySQL's read its version): a worker
+        # started while the database is down waits for it instead of crashing.
+        if not wait_for_database(options.get("verbosity", 1)):
+            return None
+        return super().execute(*args, **options)
 
     def handle(self, *args, **options):
         queue_names = options["queue_name"]
