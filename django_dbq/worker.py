@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime
 import logging
 import os
-import random
 import signal
 import socket
 import threading
@@ -24,7 +23,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from django.db import DatabaseError, InterfaceError, OperationalError, connections
+from django.db import DatabaseError, connections
 from django.utils import timezone
 
 from . import conf
@@ -33,21 +32,15 @@ from .exceptions import WorkerInterrupted
 from .execution import JobLost, JobRun
 from .maintenance import Heartbeat, Maintenance
 from .models import Job, JobQuerySet
+from .outages import TRANSIENT_ERRORS, backoff_delay
 from .wakeup import Poller, PostgresListener
 
 logger = logging.getLogger(__name__)
 
-# Errors that mean "the database is unreachable or busy right now": back off and retry.
-TRANSIENT_ERRORS = (OperationalError, InterfaceError)
 # A batch is sized so that it holds about this much work (seconds).
 BATCH_WINDOW = 0.1
 # Prefetched jobs waiting behind a job that has run this long are handed back.
 PREFETCH_PATIENCE = 1.0
-
-
-def backoff_delay(failures: int, cap: float = 5.0) -> float:
-    """Exponential backoff with jitter: 0.1 s, 0.2 s, ... up to ``cap``."""
-    return random.uniform(0.5, 1.0) * min(cap, 0.1 * 2 ** min(failures, 10))
 
 
 class _TaskScope:
@@ -78,34 +71,6 @@ def _set_events(events: list[threading.Event]) -> None:
             event.set()
         return
     threading.Thread(target=_set_events, args=(events,), name="django_dbq-signal").start()
-
-
-def wait_for_database(verbosity: int = 1, using: str = "default") -> bool:
-    """Block until the database answers; False if SIGTERM/SIGINT came first (exit quietly)."""
-    stop = threading.Event()
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    if in_main_thread:
-        previous = {
-            sig: signal.signal(sig, lambda *_: stop.set())
-            for sig in (signal.SIGTERM, signal.SIGINT)
-        }
-    try:
-        failures = 0
-        while not stop.is_set():
-            try:
-                connections[using].ensure_connection()
-                return True
-            except DatabaseError as error:
-                failures += 1
-                if verbosity:
-                    logger.warning("Waiting for the database (%s)", str(error).strip())
-                connections[using].close()
-                time.sleep(backoff_delay(failures))
-        return False
-    finally:
-        if in_main_thread:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
 
 
 class Worker:

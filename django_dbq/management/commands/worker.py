@@ -2,7 +2,8 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from django_dbq.worker import Worker, wait_for_database
+from django_dbq.outages import wait_for_database
+from django_dbq.worker import Worker
 
 __all__ = ["Command", "Worker"]  # Worker is importable from here, as in django-db-queue 3.x
 
