@@ -2,6 +2,7 @@
 # Create (or update) the virtualenv for one Django line and print its path.
 #   scripts/setup-venv.sh 5.2   -> .venv          (Python 3.11, requirements.txt)
 #   scripts/setup-venv.sh 6.1   -> .venv-django61 (Python 3.12+, requirements-django61.txt)
+#   scripts/setup-venv.sh demo  -> .venv-demo     (Django only: what the SQLite demo needs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 django=${1:-5.2}
@@ -24,8 +25,9 @@ find_python() {
 
 case "$django" in
   5.2) venv=.venv; requirements=requirements.txt; python=$(find_python python3.11 python3.12 python3.13 python3) ;;
+  demo) venv=.venv-demo; requirements=requirements-demo.txt; python=$(find_python python3.11 python3.12 python3.13 python3) ;;
   6.1) venv=.venv-django61; requirements=requirements-django61.txt; python=$(find_python python3.12 python3.13) ;;
-  *) echo "unknown Django line '$django' (use 5.2 or 6.1)" >&2; exit 2 ;;
+  *) echo "unknown Django line '$django' (use 5.2, 6.1 or demo)" >&2; exit 2 ;;
 esac
 [ -n "$python" ] || { echo "no suitable Python found for Django $django" >&2; exit 1; }
 
