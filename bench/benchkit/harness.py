@@ -124,18 +124,37 @@ def read_rss_kib(pid: int) -> int | None:
     return None
 
 
-def _run_workers(system: System, k: int, max_seconds: float, scratch: Path) -> dict[str, Any]:
-    """Start K workers on whatever is queued; return the timing of what they did."""
+def _run_workers(
+    system: System,
+    k: int,
+    scratch: Path,
+    max_seconds: float,
+    window: float | None = None,
+    tasks_per_job: int = 1,
+) -> dict[str, Any]:
+    """Start K workers on whatever is queued; return the timing of what they did.
+
+    The workers run until they drain the queue, or for ``window`` seconds after
+    the first task started (start-up time is not counted), and never longer
+    than ``max_seconds`` after they were spawned.
+    """
     stamps_dir = scratch / "stamps"
     stamps_dir.mkdir()
     before = system.completed()
     started = time.time()
-    workers = Workers(
-        system.worker(drain=system.can_drain), k, scratch, {"BENCH_STAMP_DIR": str(stamps_dir)}
-    )
+    env = {"BENCH_STAMP_DIR": str(stamps_dir)}
+    workers = Workers(system.worker(drain=system.can_drain and window is None), k, scratch, env)
+    drained = False
     try:
-        drained = workers.wait(started + max_seconds)
-        stopped_at = time.time()
+        deadline = started + max_seconds
+        while time.time() < deadline:
+            if not workers.alive():
+                drained = True
+                break
+            if window is not None and any(stamps_dir.glob("*.json")):
+                deadline = min(deadline, time.time() + window)
+                window = None  # the window is set; now wait it out
+            time.sleep(0.02)
     finally:
         workers.stop()
     done = system.completed() - before
@@ -146,24 +165,55 @@ def _run_workers(system: System, k: int, max_seconds: float, scratch: Path) -> d
         "drained": drained,
         "wall_seconds": round(time.time() - started, 3),
         "errors": workers.problems(),
+        "jobs_per_s": _rate(stamps, done, drained, tasks_per_job),
     }
-    if stamps and done:
+    if stamps:
         first = min(s["first"] for s in stamps)
-        last = stopped_at if not drained else max(s["last"] for s in stamps)
-        result["seconds"] = round(last - first, 4)
-        result["jobs_per_s"] = round(done / (last - first), 2) if last > first else None
+        result["seconds"] = round(max(s["last"] for s in stamps) - first, 4)
         result["tasks_started"] = sum(int(s["count"]) for s in stamps)
-    else:
-        result["jobs_per_s"] = None
     return result
 
 
+def _rate(
+    stamps: list[dict[str, float]], done: int, drained: bool, tasks_per_job: int
+) -> float | None:
+    """Jobs per second.
+
+    A drained run: ``done`` jobs from the first task start to the last task start
+    (a no-op task ends right after it starts). A run stopped at its time bound:
+    the sum of each worker's steady task rate, (tasks - 1) / (last - first),
+    divided by the tasks per job; this neither counts a whole job for the first
+    task of a short window nor drops the chains that were half-way through.
+    """
+    if not stamps:
+        return None
+    if drained:
+        span = max(s["last"] for s in stamps) - min(s["first"] for s in stamps)
+        return round(done / span, 2) if span > 0 and done else None
+    task_rate = sum(
+        (s["count"] - 1) / (s["last"] - s["first"]) for s in stamps if s["last"] > s["first"]
+    )
+    return round(task_rate / tasks_per_job, 2) if task_rate else None
+
+
 def throughput(
-    system: System, scratch: Path, n: int, k: int, kind: str, max_seconds: float
+    system: System,
+    scratch: Path,
+    n: int,
+    k: int,
+    kind: str,
+    max_seconds: float,
+    window: float | None = None,
 ) -> dict[str, Any]:
+    """N jobs of ``kind`` on K workers; ``window`` bounds a system that cannot drain."""
     system.reset()
     system.enqueue_bulk(n, kind)
-    return {"kind": kind, "enqueued": n, **_run_workers(system, k, max_seconds, scratch)}
+    tasks_per_job = 3 if kind == "chain3" else 1
+    return {
+        "kind": kind,
+        "enqueued": n,
+        **_run_workers(system, k, scratch, max_seconds, window, tasks_per_job),
+    }
 
 
 def backlog(
@@ -179,12 +229,13 @@ def backlog(
     """Throughput on an empty table, then with ``finished`` + ``queued`` filler rows."""
     (scratch / "empty").mkdir()
     (scratch / "full").mkdir()
-    empty = throughput(system, scratch / "empty", n, k, "noop", max_seconds)
+    peer_window = None if system.can_drain else window
+    empty = throughput(system, scratch / "empty", n, k, "noop", max_seconds, peer_window)
     system.reset()
     filled_at = time.time()
     system.fill_backlog(finished, queued)
     fill_seconds = round(time.time() - filled_at, 2)
-    full = _run_workers(system, k, window, scratch / "full")
+    full = _run_workers(system, k, scratch / "full", max_seconds, window)
     ratio = None
     if empty.get("jobs_per_s") and full.get("jobs_per_s"):
         ratio = round(full["jobs_per_s"] / empty["jobs_per_s"], 3)

@@ -2,7 +2,8 @@
 
 Procrastinate has no task chains; ``chain_step`` emulates a 3-task chain by
 deferring the next step from inside the task, which is how a chain is written
-with it.
+with it. The tasks are coroutines: Procrastinate's worker is asyncio-based and
+runs a sync task in a thread, so async tasks are its fastest path.
 """
 
 import os
@@ -14,17 +15,17 @@ app = App(connector=PsycopgConnector(conninfo=os.environ["PROCRASTINATE_DSN"]))
 
 
 @app.task(name="noop")
-def noop() -> None:
+async def noop() -> None:
     stamp.hit()
 
 
 @app.task(name="chain_step")
-def chain_step(step: int) -> None:
+async def chain_step(step: int) -> None:
     stamp.hit()
     if step < 3:
-        chain_step.defer(step=step + 1)
+        await chain_step.defer_async(step=step + 1)
 
 
 @app.task(name="pickup")
-def pickup() -> None:
+async def pickup() -> None:
     stamp.record_pickup()
