@@ -13,16 +13,8 @@ import pytest
 from django.db import connection
 
 from tests.conftest import ROOT
+from tests.upgrade_seed import OLD_MIGRATIONS  # django-db-queue 3.3.0's six
 
-# django-db-queue 3.3.0's six migrations, as its users' django_migrations tables list them.
-OLD_MIGRATIONS = [
-    "0001_initial",
-    "0002_auto_20151016_1027",
-    "0003_auto_20180713_1000",
-    "0004_auto_20210818_0247",
-    "0005_job_run_after",
-    "0006_alter_job_state",
-]
 # The job table those migrations leave on SQLite.
 OLD_SCHEMA = """
 CREATE TABLE "django_migrations" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT,

@@ -11,6 +11,7 @@ import uuid
 
 from django.db import connection, models
 
+# django-db-queue 3.3.0's six migrations, as its users' django_migrations tables list them.
 OLD_MIGRATIONS = [
     "0001_initial",
     "0002_auto_20151016_1027",
