@@ -139,9 +139,14 @@ class JobRun:
         job: Job,
         persist: Callable[[Callable[[], bool]], bool],
         task_scope: contextlib.AbstractContextManager | None = None,
+        lease_seconds: float | None = None,
     ):
         self.job = job
         self.persist = persist
+        # Checkpoints renew the lease in the same statement, so a job that makes
+        # progress keeps its lease even when the heartbeat thread is starved
+        # (SQLite writers queueing on the database lock, an overloaded host).
+        self.lease_seconds = lease_seconds
         # Entered around user code (hooks and the task): where a second signal may interrupt.
         self.task_scope = task_scope or contextlib.nullcontext()
 
@@ -256,7 +261,12 @@ class JobRun:
     def checkpoint(self, following: str) -> None:
         # The cancel flag is checked by the same statement: no extra round trip per step.
         values = {"workspace": self.job.workspace, "next_task": following}
-        if self.persist(lambda: self.job.fenced_update(unless_cancelled=True, **values)):
+        lease = {}
+        if self.lease_seconds:
+            lease["lease_expires_at"] = timezone.now() + datetime.timedelta(
+                seconds=self.lease_seconds
+            )
+        if self.persist(lambda: self.job.fenced_update(unless_cancelled=True, **values, **lease)):
             return
         claim = Job.objects.using(self.job._state.db).filter(
             pk=self.job.pk, lease_token=self.job.lease_token

@@ -250,7 +250,9 @@ class Worker:
     # -- the loop -------------------------------------------------------------
 
     def _job_run(self, job: Job) -> JobRun:
-        return JobRun(job, self._persist, task_scope=_TaskScope(self))
+        return JobRun(
+            job, self._persist, task_scope=_TaskScope(self), lease_seconds=self.lease_seconds
+        )
 
     def _make_waiter(self) -> Poller:
         if self.listen and connections[self.using].vendor == "postgresql":

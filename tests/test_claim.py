@@ -14,6 +14,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from django_dbq.claim import Claimer
+from django_dbq.definitions import get_definition
+from django_dbq.execution import JobRun
 from django_dbq.models import Job
 from django_dbq.rescue import rescue_lapsed_jobs
 from django_dbq.wakeup import Poller, PostgresListener, channel_name
@@ -127,6 +129,18 @@ def test_fenced_writes_of_a_lost_claim_change_nothing():
     assert not first.fenced_update(state="COMPLETE")
     assert Job.objects.filter(pk=job.pk).values().get() == before
     assert second.fenced_update(workspace={"current": True})
+
+
+def test_a_checkpoint_renews_the_lease_in_the_same_write():
+    """A job that makes progress keeps its lease even if no heartbeat lands."""
+    Job.objects.create(name="chain")
+    (job,) = claimer(lease=0.01).claim(1)
+    following = get_definition("chain").next_task_after(job.next_task)
+    JobRun(job, lambda write: write(), lease_seconds=60).checkpoint(following)
+    values = Job.objects.filter(pk=job.pk).values("next_task", "lease_expires_at").get()
+    assert values["next_task"] == following
+    assert values["lease_expires_at"] > timezone.now() + datetime.timedelta(seconds=30)
+    assert rescue_lapsed_jobs() == 0
 
 
 def test_rescue_returns_lapsed_jobs_and_fails_those_lost_too_often(settings):
