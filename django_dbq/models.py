@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import logging
@@ -13,7 +14,7 @@ from django.db import IntegrityError, connections, models, router, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from . import conf, signals
+from . import bulk, conf, signals
 from .definitions import get_definition
 from .exceptions import DuplicateJob, InvalidWorkspace
 
@@ -65,40 +66,6 @@ def _execute_fast_commit(connection, cursor, sql: str, params: list) -> None:
     while not (cursor.statusmessage or "").startswith("UPDATE"):
         if not cursor.nextset():
             break
-
-
-def _copy_supported(connection) -> bool:
-    if connection.vendor != "postgresql":
-        return False
-    from django.db.backends.postgresql.psycopg_any import is_psycopg3
-
-    return is_psycopg3
-
-
-def _copy_jobs(connection, using: str, jobs: list[Job]) -> None:
-    """Insert ``jobs`` with ``COPY ... FROM STDIN``: the ORM's per-value work is the bottleneck."""
-    fields = Job._meta.concrete_fields
-    attnames = [field.attname for field in fields]
-    json_positions = [i for i, field in enumerate(fields) if isinstance(field, models.JSONField)]
-    empty_json = {"{}": "{}", "[]": "[]"}
-    now = timezone.now()
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(field.column) for field in fields)
-    with connection.cursor() as cursor, connection.wrap_database_errors:
-        sql = f"COPY {quote(Job._meta.db_table)} ({columns}) FROM STDIN"
-        with cursor.cursor.copy(sql) as copy:
-            for job in jobs:
-                job.modified = now
-                values = job.__dict__
-                row = [values[name] for name in attnames]
-                for position in json_positions:
-                    value = row[position]
-                    if value is not None:
-                        row[position] = empty_json[repr(value)] if not value else json.dumps(value)
-                copy.write_row(row)
-    for job in jobs:
-        job._state.adding = False
-        job._state.db = using
 
 
 class JobQuerySet(models.QuerySet):
@@ -161,17 +128,37 @@ class JobManager(models.Manager.from_queryset(JobQuerySet)):
     def bulk_create(self, objs, *args, **kwargs):
         """Insert many jobs in a few statements, each prepared as :meth:`Job.save` would.
 
-        On PostgreSQL (psycopg 3) the rows are streamed with one ``COPY``.
+        On PostgreSQL (psycopg 3) the rows are streamed with one ``COPY``. A
+        ``unique_key`` already waiting or running (or twice in ``objs``) raises
+        :class:`DuplicateJob` and inserts nothing.
         """
         objs = list(objs)
         for job in objs:
             job.prepare_for_insert()
+        keyed = bulk.keyed_jobs(objs)
         connection = connections[self.db]
-        if objs and _copy_supported(connection) and not args and set(kwargs) <= {"batch_size"}:
-            _copy_jobs(connection, self.db, objs)
-            created = objs
-        else:
-            created = super().bulk_create(objs, *args, **kwargs)
+        try:
+            # A savepoint keeps the caller's transaction usable after a duplicate.
+            with transaction.atomic(using=self.db) if keyed else contextlib.nullcontext():
+                if (
+                    objs
+                    and not args
+                    and set(kwargs) <= {"batch_size"}
+                    and bulk.copy_supported(connection)
+                ):
+                    bulk.copy_jobs(self.model, connection, self.db, objs)
+                    created = objs
+                else:
+                    created = super().bulk_create(objs, *args, **kwargs)
+        except IntegrityError:
+            existing = bulk.existing_duplicate(self.model, self.db, keyed)
+            if existing is None:
+                raise
+            raise DuplicateJob(
+                f"A {existing.name!r} job with unique key {existing.unique_key!r} is already "
+                f"waiting or running (job {existing.pk}); no job was inserted.",
+                existing_job=existing,
+            ) from None
         if signals.job_created.has_listeners(Job):
             for job in created:
                 signals.job_created.send(sender=Job, job=job)

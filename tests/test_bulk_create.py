@@ -1,9 +1,10 @@
 """Job.objects.bulk_create: runnable jobs in a few statements (COPY on PostgreSQL)."""
 
 import pytest
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
+from django_dbq.exceptions import DuplicateJob
 from django_dbq.models import Job
 from tests.conftest import wait_for
 
@@ -32,12 +33,27 @@ def test_bulk_created_jobs_are_prepared_like_created_ones_and_run(start_worker):
 
 
 def test_bulk_create_of_a_duplicate_unique_key_inserts_nothing():
-    Job.objects.create(name="noop", unique_key="only-one")
-    with pytest.raises(IntegrityError), transaction.atomic():
-        Job.objects.bulk_create(
-            [Job(name="noop", unique_key="fresh"), Job(name="noop", unique_key="only-one")]
-        )
+    existing = Job.objects.create(name="noop", unique_key="only-one")
+    with transaction.atomic():
+        with pytest.raises(DuplicateJob) as raised:
+            Job.objects.bulk_create(
+                [Job(name="noop", unique_key="fresh"), Job(name="noop", unique_key="only-one")]
+            )
+        assert raised.value.existing_job == existing
+        # The savepoint kept the surrounding transaction usable.
+        assert Job.objects.count() == 1
     assert list(Job.objects.values_list("unique_key", flat=True)) == ["only-one"]
+
+
+def test_bulk_create_of_one_unique_key_twice_inserts_nothing():
+    with pytest.raises(DuplicateJob, match="in one bulk_create"):
+        Job.objects.bulk_create(
+            [Job(name="noop"), Job(name="noop", unique_key="k"), Job(name="noop", unique_key="k")]
+        )
+    assert not Job.objects.exists()
+    # The same key under two job names is no duplicate.
+    Job.objects.bulk_create([Job(name="noop", unique_key="k"), Job(name="chain", unique_key="k")])
+    assert Job.objects.count() == 2
 
 
 def test_bulk_create_of_an_unknown_job_name_inserts_nothing():
