@@ -1,25 +1,72 @@
-"""Bulk enqueue helpers: ``COPY`` on PostgreSQL, and unique keys checked up front."""
+"""Bulk enqueue: rows written without the ORM's per-value compiler work, unique keys checked first.
+
+PostgreSQL (psycopg 3) streams the rows with ``COPY``; MariaDB/MySQL and SQLite get
+one ``executemany`` (multi-row ``INSERT`` statements on MySQL), with each distinct
+value prepared once.
+"""
 
 from __future__ import annotations
 
 import json
 
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone
 
 from .exceptions import DuplicateJob
 
 
-def copy_supported(connection) -> bool:
+def can_insert_directly(connection) -> bool:
+    """Everywhere but PostgreSQL through psycopg2 (no ``COPY`` from Python rows there)."""
     if connection.vendor != "postgresql":
-        return False
+        return True
     from django.db.backends.postgresql.psycopg_any import is_psycopg3
 
     return is_psycopg3
 
 
-def copy_jobs(model: type[models.Model], connection, using: str, jobs: list) -> None:
-    """Insert ``jobs`` with ``COPY ... FROM STDIN``: the ORM's per-value work is the bottleneck."""
+def insert_jobs(
+    model: type[models.Model], connection, using: str, jobs: list, batch_size: int | None = None
+) -> None:
+    """Insert prepared ``jobs``: the ORM's per-value work, not the database, is the bottleneck."""
+    if connection.vendor == "postgresql":
+        _copy_jobs(model, connection, jobs)
+    else:
+        _execute_many(model, connection, jobs, batch_size or 5000)
+    for job in jobs:
+        job._state.adding = False
+        job._state.db = using
+
+
+def _execute_many(model: type[models.Model], connection, jobs: list, batch_size: int) -> None:
+    fields = model._meta.concrete_fields
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(field.column) for field in fields)
+    placeholders = ", ".join(["%s"] * len(fields))
+    sql = f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES ({placeholders})"
+    now = timezone.now()
+    # Most columns repeat one value (name, state, queue...): prepare each distinct value once.
+    prepared = [{} for _ in fields]
+    rows = []
+    for job in jobs:
+        job.modified = now
+        row = []
+        for field, cache in zip(fields, prepared, strict=True):
+            value = getattr(job, field.attname)
+            try:
+                row.append(cache[value])
+            except KeyError:
+                cache[value] = field.get_db_prep_save(value, connection)
+                row.append(cache[value])
+            except TypeError:  # unhashable: a workspace dict
+                row.append(field.get_db_prep_save(value, connection))
+        rows.append(row)
+    # One transaction, as the ORM's bulk_create: SQLite would otherwise commit every row.
+    with transaction.atomic(using=connection.alias, savepoint=False), connection.cursor() as cursor:
+        for start in range(0, len(rows), batch_size):
+            cursor.executemany(sql, rows[start : start + batch_size])
+
+
+def _copy_jobs(model: type[models.Model], connection, jobs: list) -> None:
     fields = model._meta.concrete_fields
     attnames = [field.attname for field in fields]
     json_positions = [i for i, field in enumerate(fields) if isinstance(field, models.JSONField)]
@@ -39,9 +86,6 @@ def copy_jobs(model: type[models.Model], connection, using: str, jobs: list) -> 
                     if value is not None:
                         row[position] = empty_json[repr(value)] if not value else json.dumps(value)
                 copy.write_row(row)
-    for job in jobs:
-        job._state.adding = False
-        job._state.db = using
 
 
 def keyed_jobs(jobs: list) -> list:

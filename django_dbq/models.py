@@ -128,7 +128,7 @@ class JobManager(models.Manager.from_queryset(JobQuerySet)):
     def bulk_create(self, objs, *args, **kwargs):
         """Insert many jobs in a few statements, each prepared as :meth:`Job.save` would.
 
-        On PostgreSQL (psycopg 3) the rows are streamed with one ``COPY``. A
+        The rows skip the ORM's per-value compiler work (``COPY`` on PostgreSQL). A
         ``unique_key`` already waiting or running (or twice in ``objs``) raises
         :class:`DuplicateJob` and inserts nothing.
         """
@@ -144,9 +144,9 @@ class JobManager(models.Manager.from_queryset(JobQuerySet)):
                     objs
                     and not args
                     and set(kwargs) <= {"batch_size"}
-                    and bulk.copy_supported(connection)
+                    and bulk.can_insert_directly(connection)
                 ):
-                    bulk.copy_jobs(self.model, connection, self.db, objs)
+                    bulk.insert_jobs(self.model, connection, self.db, objs, **kwargs)
                     created = objs
                 else:
                     created = super().bulk_create(objs, *args, **kwargs)

@@ -25,6 +25,7 @@ def test_bulk_created_jobs_are_prepared_like_created_ones_and_run(start_worker):
         assert row.state == "NEW" and row.next_task == "tests.jobs.step_one"
         assert row.workspace == {**workspace, "created_by_hook": True}
         assert row.errors == [] and row.attempts == 0 and row.modified is not None
+        assert (row.created, row.priority, row.queue_name) == (job.created, 0, "default")
         assert not job._state.adding
     worker = start_worker("--drain")
     assert worker.wait() == 0
