@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from django.db import connections
 from django.utils import timezone
 
+from . import leases
 from .models import Job
 
 CLAIMED_VALUES = ("state", "lease_token", "lease_expires_at", "worker_id", "started_at", "modified")
@@ -102,7 +103,7 @@ class Claimer:
         connection = connections[self.using]
         now = timezone.now()
         token = uuid.uuid4()
-        expires = now + datetime.timedelta(seconds=self.lease_seconds)
+        expires = leases.deadline(self.lease_seconds)
         prep_token = Job._meta.get_field("lease_token").get_db_prep_value(token, connection)
         prep_now, prep_expires = self._prep_datetime(now), self._prep_datetime(expires)
         outer = connection.in_atomic_block

@@ -18,7 +18,7 @@ from typing import Any
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
 from django.utils import timezone
 
-from . import conf, signals
+from . import conf, leases, signals
 from .definitions import JobDefinition, get_definition, load
 from .exceptions import FailPermanently, RetryLater, StepTimeout, UnknownJob, WorkerInterrupted
 from .models import Job
@@ -263,9 +263,7 @@ class JobRun:
         values = {"workspace": self.job.workspace, "next_task": following}
         lease = {}
         if self.lease_seconds:
-            lease["lease_expires_at"] = timezone.now() + datetime.timedelta(
-                seconds=self.lease_seconds
-            )
+            lease["lease_expires_at"] = leases.deadline(self.lease_seconds)
         if self.persist(lambda: self.job.fenced_update(unless_cancelled=True, **values, **lease)):
             return
         claim = Job.objects.using(self.job._state.db).filter(

@@ -15,8 +15,8 @@ import threading
 import time
 
 from django.db import DatabaseError, connections
-from django.utils import timezone
 
+from . import leases
 from .models import Job
 from .rescue import rescue_lapsed_jobs
 from .schedule import Scheduler
@@ -96,7 +96,7 @@ class Heartbeat(_Periodic):
 
     def heartbeat(self, jobs: list[Job]) -> None:
         sent_at = time.monotonic()
-        expires = timezone.now() + timezone.timedelta(seconds=self.lease_seconds)
+        expires = leases.deadline(self.lease_seconds)
         tokens = {job.lease_token for job in jobs if job.lease_token is not None}
         # By primary key (always indexed) and token (so a rescued job is left alone).
         renewed = (

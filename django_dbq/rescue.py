@@ -7,7 +7,7 @@ import logging
 from django.db.models import Q
 from django.utils import timezone
 
-from . import conf, signals
+from . import conf, leases, signals
 from .definitions import get_definition
 from .execution import RELEASED, error_record, error_values, finished, run_failure_hook, send
 from .models import Job, JobQuerySet
@@ -22,7 +22,7 @@ def rescue_lapsed_jobs(using: str = "default", limit: int = 100) -> int:
     token seen, so two workers rescuing at once rescue a job once. Returns the count.
     """
     now = timezone.now()
-    is_lapsed = Q(lease_expires_at__lt=now) | Q(lease_expires_at__isnull=True)
+    is_lapsed = Q(lease_expires_at__lt=leases.now()) | Q(lease_expires_at__isnull=True)
     lapsed = (
         Job.objects.using(using)
         .filter(state__in=JobQuerySet.ACTIVE)

@@ -12,7 +12,6 @@ Threads of one worker process, each with its own database connection:
 
 from __future__ import annotations
 
-import datetime
 import logging
 import os
 import signal
@@ -26,7 +25,7 @@ from typing import Any
 from django.db import DatabaseError, connections
 from django.utils import timezone
 
-from . import conf
+from . import conf, leases
 from .claim import Claimer
 from .exceptions import WorkerInterrupted
 from .execution import JobLost, JobRun
@@ -335,7 +334,7 @@ class Worker:
         """
         if time.monotonic() - getattr(job, "_dbq_confirmed", 0.0) < self.lease_seconds / 2:
             return True
-        expires = timezone.now() + datetime.timedelta(seconds=self.lease_seconds)
+        expires = leases.deadline(self.lease_seconds)
         try:
             if self._persist(lambda: job.fenced_update(lease_expires_at=expires)):
                 job._dbq_confirmed = time.monotonic()

@@ -143,6 +143,21 @@ def test_a_checkpoint_renews_the_lease_in_the_same_write():
     assert rescue_lapsed_jobs() == 0
 
 
+def test_leases_run_on_utc_when_use_tz_is_off(settings):
+    """Under USE_TZ = False a daylight-saving jump in local time must not move leases."""
+    settings.USE_TZ = False
+    settings.TIME_ZONE = "Pacific/Auckland"  # UTC+13 in November, with daylight saving
+    Job.objects.create(name="chain")
+    (job,) = claimer(lease=60).claim(1)
+    utc = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+    stored = Job.objects.filter(pk=job.pk).values_list("lease_expires_at", flat=True).get()
+    assert utc + datetime.timedelta(seconds=50) < stored < utc + datetime.timedelta(seconds=70)
+    assert job.started_at.hour == timezone.now().hour  # wall-clock columns stay local
+    assert rescue_lapsed_jobs() == 0
+    Job.objects.filter(pk=job.pk).update(lease_expires_at=utc - datetime.timedelta(seconds=1))
+    assert rescue_lapsed_jobs() == 1
+
+
 def test_rescue_returns_lapsed_jobs_and_fails_those_lost_too_often(settings):
     settings.DBQ_RESCUE_MAX_ATTEMPTS = 2
     job = Job.objects.create(name="chain", workspace={"kept": 1})
