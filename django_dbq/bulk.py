@@ -28,6 +28,9 @@ def insert_jobs(
     model: type[models.Model], connection, using: str, jobs: list, batch_size: int | None = None
 ) -> None:
     """Insert prepared ``jobs``: the ORM's per-value work, not the database, is the bottleneck."""
+    for job in jobs:
+        if job.pk is None:  # Job(id=None): the default, as Model.save would
+            job.pk = model._meta.pk.get_pk_value_on_save(job)
     if connection.vendor == "postgresql":
         _copy_jobs(model, connection, jobs)
     else:
@@ -44,21 +47,26 @@ def _execute_many(model: type[models.Model], connection, jobs: list, batch_size:
     placeholders = ", ".join(["%s"] * len(fields))
     sql = f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES ({placeholders})"
     now = timezone.now()
-    # Most columns repeat one value (name, state, queue...): prepare each distinct value once.
-    prepared = [{} for _ in fields]
+    # Most columns repeat one value (name, state, queue...): prepare each distinct value
+    # once. Keyed by type too (True == 1); timestamps, JSON and the key vary: never cached.
+    cached = [
+        not (field.primary_key or isinstance(field, models.DateTimeField | models.JSONField))
+        for field in fields
+    ]
+    prepared: list[dict] = [{} for _ in fields]
     rows = []
     for job in jobs:
         job.modified = now
         row = []
-        for field, cache in zip(fields, prepared, strict=True):
+        for field, use_cache, cache in zip(fields, cached, prepared, strict=True):
             value = getattr(job, field.attname)
-            try:
-                row.append(cache[value])
-            except KeyError:
-                cache[value] = field.get_db_prep_save(value, connection)
-                row.append(cache[value])
-            except TypeError:  # unhashable: a workspace dict
+            if not use_cache:
                 row.append(field.get_db_prep_save(value, connection))
+                continue
+            key = (type(value), value)
+            if key not in cache:
+                cache[key] = field.get_db_prep_save(value, connection)
+            row.append(cache[key])
         rows.append(row)
     # One transaction, as the ORM's bulk_create: SQLite would otherwise commit every row.
     with transaction.atomic(using=connection.alias, savepoint=False), connection.cursor() as cursor:
@@ -107,13 +115,12 @@ def keyed_jobs(jobs: list) -> list:
 
 def existing_duplicate(model: type[models.Model], using: str, keyed: list):
     """A stored job that one of ``keyed`` collides with, or None."""
-    if not keyed:
-        return None
     wanted = {(job.name, job.unique_key) for job in keyed}
-    candidates = model._default_manager.using(using).filter(
-        name__in={name for name, _ in wanted}, unique_key__in={key for _, key in wanted}
-    )
-    return next(
-        (job for job in candidates.order_by("created") if (job.name, job.unique_key) in wanted),
-        None,
-    )
+    keys = sorted({key for _, key in wanted})
+    jobs = model._default_manager.using(using).order_by("created")
+    # In slices: SQLite limits the parameters of one statement.
+    for start in range(0, len(keys), 500):
+        for job in jobs.filter(unique_key__in=keys[start : start + 500]):
+            if (job.name, job.unique_key) in wanted:
+                return job
+    return None

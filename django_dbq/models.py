@@ -130,28 +130,33 @@ class JobManager(models.Manager.from_queryset(JobQuerySet)):
 
         The rows skip the ORM's per-value compiler work (``COPY`` on PostgreSQL). A
         ``unique_key`` already waiting or running (or twice in ``objs``) raises
-        :class:`DuplicateJob` and inserts nothing.
+        :class:`DuplicateJob` and inserts nothing (unless ``ignore_conflicts`` or
+        ``update_conflicts`` asks for Django's handling of conflicts).
         """
         objs = list(objs)
+        batch_size = args[0] if args else kwargs.get("batch_size")
+        if batch_size is not None and (
+            isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
+        ):
+            raise ValueError(
+                f"batch_size must be a whole number of at least 1, not {batch_size!r}."
+            )
         for job in objs:
             job.prepare_for_insert()
-        keyed = bulk.keyed_jobs(objs)
-        connection = connections[self.db]
+        using = self._db or router.db_for_write(self.model, **self._hints)
+        connection = connections[using]
+        plain = not args[1:] and set(kwargs) <= {"batch_size"}
+        keyed = bulk.keyed_jobs(objs) if plain else []
         try:
             # A savepoint keeps the caller's transaction usable after a duplicate.
-            with transaction.atomic(using=self.db) if keyed else contextlib.nullcontext():
-                if (
-                    objs
-                    and not args
-                    and set(kwargs) <= {"batch_size"}
-                    and bulk.can_insert_directly(connection)
-                ):
-                    bulk.insert_jobs(self.model, connection, self.db, objs, **kwargs)
+            with transaction.atomic(using=using) if keyed else contextlib.nullcontext():
+                if objs and plain and bulk.can_insert_directly(connection):
+                    bulk.insert_jobs(self.model, connection, using, objs, batch_size)
                     created = objs
                 else:
                     created = super().bulk_create(objs, *args, **kwargs)
         except IntegrityError:
-            existing = bulk.existing_duplicate(self.model, self.db, keyed)
+            existing = bulk.existing_duplicate(self.model, using, keyed)
             if existing is None:
                 raise
             raise DuplicateJob(

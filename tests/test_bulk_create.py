@@ -63,3 +63,31 @@ def test_bulk_create_of_an_unknown_job_name_inserts_nothing():
     with pytest.raises(UnknownJob):
         Job.objects.bulk_create([Job(name="noop"), Job(name="no-such-job")])
     assert not Job.objects.exists()
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 2.5, True, "10"])
+def test_bulk_create_rejects_a_bad_batch_size_and_runs_no_hook(batch_size):
+    job = Job(name="hooked")
+    with pytest.raises(ValueError, match="batch_size"):
+        Job.objects.bulk_create([job], batch_size=batch_size)
+    assert "created_by_hook" not in job.workspace
+    assert not Job.objects.exists()
+
+
+def test_bulk_create_in_small_batches_and_without_an_id():
+    jobs = [Job(name="noop") for _ in range(7)] + [Job(id=None, name="noop")]
+    Job.objects.bulk_create(jobs, batch_size=3)
+    assert jobs[-1].pk is not None
+    assert set(Job.objects.values_list("pk", flat=True)) == {job.pk for job in jobs}
+
+
+def test_bulk_create_with_ignore_conflicts_leaves_duplicates_to_the_database():
+    if not connection.features.supports_ignore_conflicts:
+        pytest.skip("the database cannot ignore conflicts")
+    existing = Job.objects.create(name="noop", unique_key="k")
+    Job.objects.bulk_create(
+        [Job(name="noop", unique_key="k"), Job(name="noop", unique_key="fresh")],
+        ignore_conflicts=True,
+    )
+    assert sorted(Job.objects.values_list("unique_key", flat=True)) == ["fresh", "k"]
+    assert Job.objects.get(unique_key="k") == existing
