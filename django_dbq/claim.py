@@ -103,7 +103,7 @@ class Claimer:
         connection = connections[self.using]
         now = timezone.now()
         token = uuid.uuid4()
-        expires = leases.deadline(self.lease_seconds)
+        expires = leases.deadline(self.lease_seconds, self.using)
         prep_token = Job._meta.get_field("lease_token").get_db_prep_value(token, connection)
         prep_now, prep_expires = self._prep_datetime(now), self._prep_datetime(expires)
         outer = connection.in_atomic_block

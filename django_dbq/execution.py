@@ -261,10 +261,16 @@ class JobRun:
     def checkpoint(self, following: str) -> None:
         # The cancel flag is checked by the same statement: no extra round trip per step.
         values = {"workspace": self.job.workspace, "next_task": following}
-        lease = {}
-        if self.lease_seconds:
-            lease["lease_expires_at"] = leases.deadline(self.lease_seconds)
-        if self.persist(lambda: self.job.fenced_update(unless_cancelled=True, **values, **lease)):
+        using = self.job._state.db or "default"
+
+        def write() -> bool:
+            # The deadline is taken at each try: a retried write must not move the lease back.
+            lease = {}
+            if self.lease_seconds:
+                lease["lease_expires_at"] = leases.deadline(self.lease_seconds, using)
+            return self.job.fenced_update(unless_cancelled=True, **values, **lease)
+
+        if self.persist(write):
             return
         claim = Job.objects.using(self.job._state.db).filter(
             pk=self.job.pk, lease_token=self.job.lease_token

@@ -15,9 +15,11 @@ import threading
 import time
 
 from django.db import DatabaseError, connections
+from django.utils import timezone
 
 from . import leases
-from .models import Job
+from .execution import JobRun
+from .models import Job, JobQuerySet
 from .rescue import rescue_lapsed_jobs
 from .schedule import Scheduler
 
@@ -86,8 +88,6 @@ class Heartbeat(_Periodic):
             self.heartbeat(jobs)
         current = worker.current_job
         if worker.stopping and current is not None and current.lease_token != self.marked:
-            from .worker import mark_stopping
-
             mark_stopping(current, worker.using)
             self.marked = current.lease_token
         waiting = worker.take_waiting_prefetched()
@@ -96,7 +96,7 @@ class Heartbeat(_Periodic):
 
     def heartbeat(self, jobs: list[Job]) -> None:
         sent_at = time.monotonic()
-        expires = leases.deadline(self.lease_seconds)
+        expires = leases.deadline(self.lease_seconds, self.worker.using)
         tokens = {job.lease_token for job in jobs if job.lease_token is not None}
         # By primary key (always indexed) and token (so a rescued job is left alone).
         renewed = (
@@ -112,8 +112,6 @@ class Heartbeat(_Periodic):
 
     def hand_back(self, jobs: list[Job]) -> None:
         """Release prefetched jobs waiting behind a long job, so other workers can run them."""
-        from .execution import JobRun
-
         for position, job in enumerate(jobs):
             try:
                 JobRun(job, lambda write: write()).release()
@@ -135,3 +133,11 @@ class Maintenance(_Periodic):
     def tick(self) -> None:
         rescue_lapsed_jobs(self.worker.using)
         self.scheduler.enqueue_due()
+
+
+def mark_stopping(job: Job, using: str) -> int:
+    """Mark ``job`` ``STOPPING`` while the claim that set its token is current."""
+    jobs = Job.objects.using(using).filter(pk=job.pk, lease_token=job.lease_token)
+    return jobs.exclude(state__in=(*JobQuerySet.FINISHED, "STOPPING")).update(
+        state="STOPPING", modified=timezone.now()
+    )

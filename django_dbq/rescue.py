@@ -22,7 +22,7 @@ def rescue_lapsed_jobs(using: str = "default", limit: int = 100) -> int:
     token seen, so two workers rescuing at once rescue a job once. Returns the count.
     """
     now = timezone.now()
-    is_lapsed = Q(lease_expires_at__lt=leases.now()) | Q(lease_expires_at__isnull=True)
+    is_lapsed = Q(lease_expires_at__lt=leases.now(using)) | Q(lease_expires_at__isnull=True)
     lapsed = (
         Job.objects.using(using)
         .filter(state__in=JobQuerySet.ACTIVE)

@@ -23,14 +23,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.db import DatabaseError, connections
-from django.utils import timezone
 
 from . import conf, leases
 from .claim import Claimer
 from .exceptions import WorkerInterrupted
 from .execution import JobLost, JobRun
-from .maintenance import Heartbeat, Maintenance
-from .models import Job, JobQuerySet
+from .interrupts import TaskScope, set_events
+from .maintenance import Heartbeat, Maintenance, mark_stopping
+from .models import Job
 from .outages import TRANSIENT_ERRORS, backoff_delay
 from .wakeup import Poller, PostgresListener
 
@@ -40,36 +40,6 @@ logger = logging.getLogger(__name__)
 BATCH_WINDOW = 0.1
 # Prefetched jobs waiting behind a job that has run this long are handed back.
 PREFETCH_PATIENCE = 1.0
-
-
-class _TaskScope:
-    """Marks the span where user code runs: only there may a second signal interrupt."""
-
-    __slots__ = ("worker",)
-
-    def __init__(self, worker: Worker):
-        self.worker = worker
-
-    def __enter__(self) -> None:
-        if self.worker.abort.is_set():
-            raise WorkerInterrupted()
-        self.worker.in_task = True
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.worker.in_task = False
-
-
-def _set_events(events: list[threading.Event]) -> None:
-    """Set ``events``; from the main thread, via a helper thread.
-
-    A signal handler runs in the main thread, which may be inside ``Event.wait``
-    holding that event's (non-reentrant) lock: setting it there would deadlock.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        for event in events:
-            event.set()
-        return
-    threading.Thread(target=_set_events, args=(events,), name="django_dbq-signal").start()
 
 
 class Worker:
@@ -145,7 +115,7 @@ class Worker:
         events = [self.stop_event, *(t.wake for t in threads)]
         if self._signals > 1:
             events.append(self.abort)
-        _set_events(events)
+        set_events(events)
         if not threads and self.current_job is not None and self._signals == 1:
             # Driven by hand (django-db-queue 3.x style), not by run(): mark it now.
             mark_stopping(self.current_job, self.using)
@@ -250,7 +220,7 @@ class Worker:
 
     def _job_run(self, job: Job) -> JobRun:
         return JobRun(
-            job, self._persist, task_scope=_TaskScope(self), lease_seconds=self.lease_seconds
+            job, self._persist, task_scope=TaskScope(self), lease_seconds=self.lease_seconds
         )
 
     def _make_waiter(self) -> Poller:
@@ -334,9 +304,14 @@ class Worker:
         """
         if time.monotonic() - getattr(job, "_dbq_confirmed", 0.0) < self.lease_seconds / 2:
             return True
-        expires = leases.deadline(self.lease_seconds)
+
+        def renew() -> bool:
+            return job.fenced_update(
+                lease_expires_at=leases.deadline(self.lease_seconds, self.using)
+            )
+
         try:
-            if self._persist(lambda: job.fenced_update(lease_expires_at=expires)):
+            if self._persist(renew):
                 job._dbq_confirmed = time.monotonic()
                 return True
         except DatabaseError as error:
@@ -417,11 +392,3 @@ class Worker:
                     logger.error("Giving up a write after %s tries: %s", failures, error)
                     return False
                 self._reset_connection(error, failures, sleep=self.abort.wait)
-
-
-def mark_stopping(job: Job, using: str) -> int:
-    """Mark ``job`` ``STOPPING`` while the claim that set its token is current."""
-    jobs = Job.objects.using(using).filter(pk=job.pk, lease_token=job.lease_token)
-    return jobs.exclude(state__in=(*JobQuerySet.FINISHED, "STOPPING")).update(
-        state="STOPPING", modified=timezone.now()
-    )

@@ -149,12 +149,22 @@ def test_leases_run_on_utc_when_use_tz_is_off(settings):
     settings.TIME_ZONE = "Pacific/Auckland"  # UTC+13 in November, with daylight saving
     Job.objects.create(name="chain")
     (job,) = claimer(lease=60).claim(1)
-    utc = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
     stored = Job.objects.filter(pk=job.pk).values_list("lease_expires_at", flat=True).get()
-    assert utc + datetime.timedelta(seconds=50) < stored < utc + datetime.timedelta(seconds=70)
-    assert job.started_at.hour == timezone.now().hour  # wall-clock columns stay local
+    if connection.features.supports_timezones:
+        # PostgreSQL stores the absolute moment, and reads it back in local time.
+        expected = timezone.now() + datetime.timedelta(seconds=60)
+    else:
+        # Wall-clock columns (MySQL, SQLite) hold naive UTC, never local time.
+        expected = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+        expected += datetime.timedelta(seconds=60)
+    assert abs(stored - expected) < datetime.timedelta(seconds=10)
+    assert abs(job.started_at - timezone.now()) < datetime.timedelta(seconds=10)  # local
     assert rescue_lapsed_jobs() == 0
-    Job.objects.filter(pk=job.pk).update(lease_expires_at=utc - datetime.timedelta(seconds=1))
+    lapsed = timezone.now() - datetime.timedelta(seconds=1)
+    if not connection.features.supports_timezones:
+        lapsed = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+        lapsed -= datetime.timedelta(seconds=1)
+    Job.objects.filter(pk=job.pk).update(lease_expires_at=lapsed)
     assert rescue_lapsed_jobs() == 1
 
 
