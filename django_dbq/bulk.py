@@ -60,7 +60,7 @@ def _execute_many(model: type[models.Model], connection, jobs: list, batch_size:
         row = []
         for field, use_cache, cache in zip(fields, cached, prepared, strict=True):
             value = getattr(job, field.attname)
-            if not use_cache:
+            if not use_cache and value is not None:  # None is one value: always cached
                 row.append(field.get_db_prep_save(value, connection))
                 continue
             key = (type(value), value)
