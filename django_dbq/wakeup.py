@@ -1,6 +1,6 @@
 """Waiting for work: LISTEN/NOTIFY on PostgreSQL, polling everywhere else.
 
-A trigger (migration 0002) notifies ``channel_name(queue)`` whenever a job of that
+A trigger (migration 0008) notifies ``channel_name(queue)`` whenever a job of that
 queue becomes runnable, inside the transaction that made it so: the worker hears
 of it the moment it commits. Channel names are a hash of the queue name, so any
 queue name is a safe identifier.
