@@ -131,7 +131,8 @@ class Maintenance(_Periodic):
         self.scheduler = Scheduler(worker.using)
 
     def tick(self) -> None:
-        rescue_lapsed_jobs(self.worker.using)
+        # Never this worker's own jobs: it is alive, and they run or wait here.
+        rescue_lapsed_jobs(self.worker.using, keep=self.worker.held_tokens())
         self.scheduler.enqueue_due()
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import uuid
+from collections.abc import Collection
 
 from django.db.models import Q
 from django.utils import timezone
@@ -15,11 +17,15 @@ from .models import Job, JobQuerySet
 logger = logging.getLogger(__name__)
 
 
-def rescue_lapsed_jobs(using: str = "default", limit: int = 100) -> int:
+def rescue_lapsed_jobs(
+    using: str = "default", limit: int = 100, keep: Collection[uuid.UUID] = ()
+) -> int:
     """Return lapsed jobs to ``READY`` at the step they were on, or fail those lost too often.
 
     The workspace stays as the last checkpoint saved it. Each update is fenced on the
-    token seen, so two workers rescuing at once rescue a job once. Returns the count.
+    token seen, so two workers rescuing at once rescue a job once. Claims whose token
+    is in ``keep`` are left alone: the calling worker holds them and is alive, even if
+    its heartbeat is late. Returns the count.
     """
     now = timezone.now()
     is_lapsed = Q(lease_expires_at__lt=leases.now(using)) | Q(lease_expires_at__isnull=True)
@@ -27,6 +33,7 @@ def rescue_lapsed_jobs(using: str = "default", limit: int = 100) -> int:
         Job.objects.using(using)
         .filter(state__in=JobQuerySet.ACTIVE)
         .filter(is_lapsed)
+        .exclude(lease_token__in=list(keep))
         .order_by()[:limit]
     )
     rescued = 0

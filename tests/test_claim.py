@@ -196,6 +196,20 @@ def test_rescue_returns_lapsed_jobs_and_fails_those_lost_too_often(settings):
     assert "was lost" in job.error
 
 
+def test_a_worker_never_rescues_the_jobs_it_holds():
+    """Its heartbeat may be late, but it is alive: only others may take its jobs back."""
+    Job.objects.create(name="noop")
+    Job.objects.create(name="noop")
+    (mine,) = claimer(worker_id="me").claim(1)
+    (theirs,) = claimer(worker_id="them").claim(1)
+    Job.objects.update(lease_expires_at=timezone.now() - datetime.timedelta(1))
+    assert rescue_lapsed_jobs(keep=[mine.lease_token]) == 1
+    assert Job.objects.get(pk=theirs.pk).state == "READY"
+    assert Job.objects.get(pk=mine.pk).lease_token == mine.lease_token
+    assert rescue_lapsed_jobs() == 1  # any other worker would take it
+    assert Job.objects.get(pk=mine.pk).state == "READY"
+
+
 def test_stopping_job_of_a_gone_worker_is_rescued():
     job = Job.objects.create(name="noop")
     claimer().claim(1)
