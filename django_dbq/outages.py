@@ -7,6 +7,7 @@ import random
 import signal
 import threading
 import time
+from collections.abc import Callable
 
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
 
@@ -19,6 +20,21 @@ TRANSIENT_ERRORS = (OperationalError, InterfaceError)
 def backoff_delay(failures: int, cap: float = 5.0) -> float:
     """Exponential backoff with jitter: 0.1 s, 0.2 s, ... up to ``cap``."""
     return random.uniform(0.5, 1.0) * min(cap, 0.1 * 2 ** min(failures, 10))
+
+
+def reset_connection(
+    using: str, error: Exception, failures: int, sleep: Callable[[float], object]
+) -> None:
+    """Log ``error``, drop the connection (the next query reconnects), back off with ``sleep``."""
+    delay = backoff_delay(failures)
+    logger.warning(
+        "Database error (%s: %s); retrying in %.2f s", type(error).__name__, error, delay
+    )
+    try:
+        connections[using].close()
+    except DatabaseError:
+        pass
+    sleep(delay)
 
 
 def wait_for_database(verbosity: int = 1, using: str = "default") -> bool:

@@ -31,7 +31,7 @@ from .execution import JobLost, JobRun
 from .interrupts import TaskScope, set_events
 from .maintenance import Heartbeat, Maintenance, mark_stopping
 from .models import Job
-from .outages import TRANSIENT_ERRORS, backoff_delay
+from .outages import TRANSIENT_ERRORS, reset_connection
 from .wakeup import Poller, PostgresListener
 
 logger = logging.getLogger(__name__)
@@ -45,8 +45,9 @@ PREFETCH_PATIENCE = 1.0
 class Worker:
     """Claims jobs from ``queue_name`` (a name or a list of names) and runs them.
 
-    ``run()`` loops until shutdown (or, with ``drain``, until no runnable job is
-    left); ``_process_job()`` claims one job and runs one step, synchronously.
+    ``run()`` loops until shutdown (with ``drain``, until no runnable job is left;
+    with ``max_jobs``, until it has run that many jobs); ``_process_job()`` claims
+    one job and runs one step, synchronously.
     """
 
     def __init__(
@@ -60,6 +61,7 @@ class Worker:
         poll_interval: float | None = None,
         lease_seconds: float | None = None,
         batch_size: int | None = None,
+        max_jobs: int | None = None,
     ):
         names = [queue_name] if isinstance(queue_name, str) else list(queue_name)
         if not names or any(not isinstance(n, str) or not n or len(n) > 100 for n in names):
@@ -68,6 +70,12 @@ class Worker:
             raise ValueError(
                 f"rate_limit_in_seconds must be at least 0, not {rate_limit_in_seconds!r}."
             )
+        if max_jobs is not None and (
+            isinstance(max_jobs, bool) or not isinstance(max_jobs, int) or max_jobs < 1
+        ):
+            raise ValueError(f"max_jobs must be a whole number of at least 1, not {max_jobs!r}.")
+        self.max_jobs = max_jobs
+        self.jobs_run = 0
         self.queue_names = names
         self.queue_name = names[0]
         self.rate_limit_in_seconds = rate_limit_in_seconds
@@ -323,7 +331,9 @@ class Worker:
     def _next_batch_size(self) -> int:
         if self.seconds_per_job is None:
             return 1
-        return max(1, min(self.batch_size, int(BATCH_WINDOW / max(self.seconds_per_job, 1e-6))))
+        size = max(1, min(self.batch_size, int(BATCH_WINDOW / max(self.seconds_per_job, 1e-6))))
+        # Never claim jobs that --max-jobs will not let this worker run.
+        return min(size, self.max_jobs - self.jobs_run) if self.max_jobs else size
 
     def _pace(self) -> None:
         if self.rate_limit_in_seconds:
@@ -339,6 +349,10 @@ class Worker:
         finally:
             with self.lock:
                 self.current_job = None
+            self.jobs_run += 1
+            if self.max_jobs and self.jobs_run >= self.max_jobs:
+                logger.info("Ran %s jobs (--max-jobs); stopping", self.jobs_run)
+                self.stopping = True
         took = time.monotonic() - started
         self.seconds_per_job = (
             took if self.seconds_per_job is None else 0.8 * self.seconds_per_job + 0.2 * took
@@ -362,18 +376,7 @@ class Worker:
     # -- database outages -----------------------------------------------------
 
     def _reset_connection(self, error: Exception, failures: int, *, sleep=None) -> None:
-        delay = backoff_delay(failures)
-        logger.warning(
-            "Database error (%s: %s); retrying in %.2f s",
-            type(error).__name__,
-            str(error).strip(),
-            delay,
-        )
-        try:
-            connections[self.using].close()
-        except DatabaseError:
-            pass
-        (sleep or self.stop_event.wait)(delay)
+        reset_connection(self.using, error, failures, sleep or self.stop_event.wait)
 
     def _persist(self, write: Callable[[], bool]) -> bool:
         """Run a fenced write, retrying through outages until it lands or the lease is surely gone.

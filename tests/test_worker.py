@@ -67,6 +67,26 @@ def test_worker_command_rejects_a_negative_rate_limit():
         call_command("worker", "--rate_limit", "-1", "--dry-run")
 
 
+@pytest.mark.parametrize("value", ["0", "-3", "two"])
+def test_worker_command_rejects_a_bad_max_jobs(value):
+    from django.core.management import CommandError, call_command
+
+    Job.objects.create(name="noop")
+    with pytest.raises(CommandError, match="max.jobs"):
+        call_command("worker", "--max-jobs", value)
+    assert Job.objects.get().state == "NEW"
+
+
+def test_max_jobs_runs_that_many_jobs_then_exits_claiming_no_more(start_worker):
+    Job.objects.bulk_create([Job(name="noop") for _ in range(5)])
+    worker = start_worker("--max-jobs", "2")
+    assert worker.wait() == 0
+    states = sorted(Job.objects.values_list("state", flat=True))
+    assert states == ["COMPLETE", "COMPLETE", "NEW", "NEW", "NEW"]
+    assert not Job.objects.filter(lease_token__isnull=False).exists()
+    assert "Ran 2 jobs" in worker.log()
+
+
 def test_worker_keeps_running_jobs_back_to_back_under_one_claim(start_worker):
     """Every step of a job runs under the claim that started it: one attempt, one worker."""
     jobs = Job.objects.bulk_create([Job(name="recorded") for _ in range(30)])

@@ -32,6 +32,14 @@ class Command(BaseCommand):
             "--drain", action="store_true", help="exit once no runnable job is left"
         )
         parser.add_argument(
+            "--max-jobs",
+            "--max_jobs",
+            dest="max_jobs",
+            type=int,
+            default=None,
+            help="exit 0 after running this many jobs (to recycle the process)",
+        )
+        parser.add_argument(
             "--no-listen",
             dest="listen",
             action="store_false",
@@ -56,6 +64,7 @@ class Command(BaseCommand):
                 options["rate_limit"],
                 drain=options["drain"],
                 listen=options["listen"],
+                max_jobs=options.get("max_jobs"),
             )
         except ValueError as error:
             raise CommandError(str(error))
