@@ -28,7 +28,9 @@ def insert_jobs(
     model: type[models.Model], connection, using: str, jobs: list, batch_size: int | None = None
 ) -> None:
     """Insert prepared ``jobs``: the ORM's per-value work, not the database, is the bottleneck."""
+    now = timezone.now()
     for job in jobs:
+        job.modified = now  # auto_now, as Model.save would
         if job.pk is None:  # Job(id=None): the default, as Model.save would
             job.pk = model._meta.pk.get_pk_value_on_save(job)
     if connection.vendor == "postgresql":
@@ -46,7 +48,6 @@ def _execute_many(model: type[models.Model], connection, jobs: list, batch_size:
     columns = ", ".join(quote(field.column) for field in fields)
     placeholders = ", ".join(["%s"] * len(fields))
     sql = f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES ({placeholders})"
-    now = timezone.now()
     # Most columns repeat one value (name, state, queue...): prepare each distinct value
     # once. Keyed by type too (True == 1); timestamps, JSON and the key vary: never cached.
     cached = [
@@ -56,7 +57,6 @@ def _execute_many(model: type[models.Model], connection, jobs: list, batch_size:
     prepared: list[dict] = [{} for _ in fields]
     rows = []
     for job in jobs:
-        job.modified = now
         row = []
         for field, use_cache, cache in zip(fields, cached, prepared, strict=True):
             value = getattr(job, field.attname)
@@ -79,14 +79,12 @@ def _copy_jobs(model: type[models.Model], connection, jobs: list) -> None:
     attnames = [field.attname for field in fields]
     json_positions = [i for i, field in enumerate(fields) if isinstance(field, models.JSONField)]
     empty_json = {"{}": "{}", "[]": "[]"}
-    now = timezone.now()
     quote = connection.ops.quote_name
     columns = ", ".join(quote(field.column) for field in fields)
     with connection.cursor() as cursor, connection.wrap_database_errors:
         sql = f"COPY {quote(model._meta.db_table)} ({columns}) FROM STDIN"
         with cursor.cursor.copy(sql) as copy:
             for job in jobs:
-                job.modified = now
                 values = job.__dict__
                 row = [values[name] for name in attnames]
                 for position in json_positions:

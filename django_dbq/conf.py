@@ -45,6 +45,17 @@ POSITIVE_INTEGERS = (
 )
 
 
+def is_whole_number(value: Any) -> bool:
+    """An ``int`` of at least 1 (``True`` is not one)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def require_whole_number(name: str, value: Any) -> None:
+    """Raise ``ValueError`` unless ``value`` is a whole number of at least 1."""
+    if not is_whole_number(value):
+        raise ValueError(f"{name} must be a whole number of at least 1, not {value!r}.")
+
+
 def get(name: str) -> Any:
     """Return a setting's value, validated, falling back to its default."""
     value = getattr(django_settings, name, DEFAULTS[name])
@@ -54,10 +65,10 @@ def get(name: str) -> Any:
         if value < 0 or (name in POSITIVE_NUMBERS and value == 0):
             raise ImproperlyConfigured(f"{name} must be greater than zero, not {value!r}.")
     elif name in POSITIVE_INTEGERS:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ImproperlyConfigured(
-                f"{name} must be a whole number of at least 1, not {value!r}."
-            )
+        try:
+            require_whole_number(name, value)
+        except ValueError as error:
+            raise ImproperlyConfigured(str(error)) from None
     elif name in ("DBQ_LISTEN", "DBQ_FAST_COMMIT") and not isinstance(value, bool):
         raise ImproperlyConfigured(f"{name} must be True or False, not {value!r}.")
     elif name == "DBQ_RETRY_BACKOFF" and value not in ("exponential", "fixed"):

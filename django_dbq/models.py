@@ -102,10 +102,7 @@ class JobQuerySet(models.QuerySet):
             or hours < 0
         ):
             raise ValueError(f"hours must be a number of at least 0, not {hours!r}.")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(
-                f"batch_size must be a whole number of at least 1, not {batch_size!r}."
-            )
+        conf.require_whole_number("batch_size", batch_size)
         now = timezone.now()
         old = self.filter(created__lte=now - datetime.timedelta(hours=hours)).filter(
             Q(state__in=self.FINISHED) | Q(state="STOPPING", lease_expires_at__isnull=True)
@@ -135,12 +132,8 @@ class JobManager(models.Manager.from_queryset(JobQuerySet)):
         """
         objs = list(objs)
         batch_size = args[0] if args else kwargs.get("batch_size")
-        if batch_size is not None and (
-            isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
-        ):
-            raise ValueError(
-                f"batch_size must be a whole number of at least 1, not {batch_size!r}."
-            )
+        if batch_size is not None:
+            conf.require_whole_number("batch_size", batch_size)
         for job in objs:
             job.prepare_for_insert()
         using = self._db or router.db_for_write(self.model, **self._hints)

@@ -70,10 +70,8 @@ class Worker:
             raise ValueError(
                 f"rate_limit_in_seconds must be at least 0, not {rate_limit_in_seconds!r}."
             )
-        if max_jobs is not None and (
-            isinstance(max_jobs, bool) or not isinstance(max_jobs, int) or max_jobs < 1
-        ):
-            raise ValueError(f"max_jobs must be a whole number of at least 1, not {max_jobs!r}.")
+        if max_jobs is not None:
+            conf.require_whole_number("max_jobs", max_jobs)
         self.max_jobs = max_jobs
         self.jobs_run = 0
         self.queue_names = names

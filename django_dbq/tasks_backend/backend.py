@@ -40,7 +40,7 @@ def clean_policy(values: dict, where: str, error: type[Exception]) -> dict:
         if value is None:
             continue
         if key == "max_attempts":
-            good = isinstance(value, int) and not isinstance(value, bool) and value >= 1
+            good = conf.is_whole_number(value)
             wanted = "a whole number of at least 1"
         elif key == "retry_backoff":
             good, wanted = value in ("exponential", "fixed"), "'exponential' or 'fixed'"
