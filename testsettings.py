@@ -110,6 +110,13 @@ JOBS = {
         "retry_backoff": "fixed",
         "retry_delay": 0,
     },
+    # Tasks that misbehave the ways the hardening review found (tests/test_hardening.py).
+    "misbehave": ["tests.hardening_tasks.misbehave"],
+    "misbehave_timed": {"tasks": ["tests.hardening_tasks.misbehave"], "timeout": 1},
+    "keep_saving": ["tests.hardening_tasks.keep_saving", "tests.jobs.record_b"],
+    "save_during_step": ["tests.hardening_tasks.save_during_step", "tests.jobs.record_b"],
+    "save_after_losing": ["tests.hardening_tasks.save_after_losing_the_claim"],
+    "cancel_other": ["tests.hardening_tasks.cancel_the_other_job"],
 }
 
 DBQ_LEASE_SECONDS = float(os.environ.get("DBQ_LEASE_SECONDS", "60"))

@@ -133,6 +133,8 @@ class Claimer:
                 job.state, job.lease_token, job.lease_expires_at = "PROCESSING", token, expires
                 job.worker_id, job.started_at, job.modified = self.worker_id, now, now
                 job.attempts += 1
+        for job in jobs:
+            job.claim_token = token
         jobs.sort(key=lambda job: (-job.priority, job.created))
         return jobs
 

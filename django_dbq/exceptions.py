@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import math
 
 
 class UnknownJob(KeyError):
@@ -36,19 +37,50 @@ class RetryLater(Exception):
     ``Job.errors`` like a failed attempt.
     """
 
+    # A delay beyond this cannot be stored as a ``run_after`` on every database.
+    MAX_DELAY = 100 * 365 * 24 * 3600.0
+
     def __init__(self, delay: float | datetime.timedelta | None = None, reason: str = ""):
         super().__init__(reason or "retry requested by the task")
         if isinstance(delay, datetime.timedelta):
             delay = delay.total_seconds()
+        if delay is not None and not is_storable_delay(delay):
+            # Raised where the task wrote it, so the attempt fails with this message.
+            raise ValueError(
+                f"RetryLater delay must be a number of seconds from 0 to {self.MAX_DELAY:.0f}, "
+                f"not {delay!r}."
+            )
         self.delay = delay
+
+
+def is_storable_delay(delay: object) -> bool:
+    """A retry delay in seconds that a ``run_after`` can hold: finite, 0 to 100 years."""
+    return (
+        isinstance(delay, int | float)
+        and not isinstance(delay, bool)
+        and math.isfinite(delay)
+        and 0 <= delay <= RetryLater.MAX_DELAY
+    )
 
 
 class FailPermanently(Exception):
     """Raise from a task to fail the job now, whatever attempts are left."""
 
 
-class StepTimeout(Exception):
-    """Raised inside a task that ran past its job definition's ``timeout``."""
+class StepTimeout(BaseException):
+    """Raised inside a task that ran past its job definition's ``timeout``.
+
+    A ``BaseException``, like ``KeyboardInterrupt``: an ordinary ``except Exception``
+    in the task does not swallow it. A step whose timer fired fails its attempt even
+    if the task caught this and returned.
+    """
+
+
+class JobLost(Exception):
+    """The claim this instance held is gone: the job was rescued, re-claimed or finished.
+
+    Raised by ``job.save()`` in a task whose worker lost the job; nothing was written.
+    """
 
 
 class WorkerInterrupted(BaseException):

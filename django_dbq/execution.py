@@ -9,9 +9,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import logging
-import signal
-import threading
-import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -20,8 +17,20 @@ from django.utils import timezone
 
 from . import conf, leases, signals
 from .definitions import JobDefinition, get_definition, load
-from .exceptions import FailPermanently, RetryLater, StepTimeout, UnknownJob, WorkerInterrupted
+from .errors import error_record, error_values
+from .exceptions import (
+    FailPermanently,
+    JobLost,
+    RetryLater,
+    StepTimeout,
+    UnknownJob,
+    WorkerInterrupted,
+    is_storable_delay,
+)
 from .models import Job
+from .timeouts import StepTimer
+
+__all__ = ["RELEASED", "JobLost", "JobRun", "error_record", "error_values", "finished"]
 
 logger = logging.getLogger(__name__)
 
@@ -73,62 +82,8 @@ def database_went_away(job: Job, error: BaseException) -> bool:
     return True
 
 
-class JobLost(Exception):
-    """This worker's claim on the job is gone (rescued, re-claimed, or cancelled)."""
-
-
-def error_record(job: Job, step: str, error: BaseException | None, message: str = "") -> dict:
-    """One entry of ``Job.errors``: what failed, where, on which attempt, and when."""
-    if error is None:
-        kind, text, trace = "WorkerLost", message, ""
-    else:
-        kind, text = type(error).__name__, message or str(error)
-        trace = "".join(traceback.format_exception(error))
-    return {
-        "attempt": job.attempts,
-        "step": step,
-        "type": kind,
-        "message": text,
-        "traceback": trace[-conf.get("DBQ_TRACEBACK_CHARS") :],
-        "at": timezone.now().isoformat(),
-        # The importable class path and the worker (read by the Django Tasks backend).
-        "class": f"{type(error).__module__}.{type(error).__qualname__}" if error else "",
-        "worker": job.worker_id,
-    }
-
-
-def error_values(job: Job, record: dict) -> dict:
-    """The ``error``/``errors`` column values after adding ``record`` (history bounded)."""
-    history = (list(job.errors or []) + [record])[-conf.get("DBQ_ERROR_HISTORY") :]
-    text = f"{record['type']}: {record['message']}"
-    if record["traceback"]:
-        text += f"\n{record['traceback']}"
-    return {"errors": history, "error": text}
-
-
-class _Alarm:
-    """Interrupts the main thread with :class:`StepTimeout` after ``seconds`` (POSIX only)."""
-
-    def __init__(self, seconds: float | None, step: str):
-        usable = (
-            hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
-        )
-        self.seconds = seconds if usable else None
-        self.step = step
-
-    def _fire(self, signum: int, frame: Any) -> None:
-        raise StepTimeout(f"{self.step} ran longer than its timeout of {self.seconds} s")
-
-    def __enter__(self) -> _Alarm:
-        if self.seconds:
-            self.previous = signal.signal(signal.SIGALRM, self._fire)
-            signal.setitimer(signal.ITIMER_REAL, self.seconds)
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        if self.seconds:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, self.previous)
+class Cancelled(JobLost):
+    """The job was cancelled at the request of someone else; this worker let it go."""
 
 
 class JobRun:
@@ -151,8 +106,30 @@ class JobRun:
         self.task_scope = task_scope or contextlib.nullcontext()
 
     def write(self, **values: Any) -> None:
-        if not self.persist(lambda: self.job.fenced_update(**values)):
+        if not self.persist_outcome(lambda: self.job.fenced_update(**values)):
             raise JobLost()
+
+    def persist_outcome(self, write: Callable[[], bool]) -> bool:
+        """``persist`` a write; once more on a fresh connection if the connection is broken.
+
+        ``persist`` retries outages. What is left is a connection that user code broke,
+        e.g. MySQL's "commands out of sync" after a timeout interrupted a task's query:
+        without a fresh connection the job's outcome could never be written.
+        """
+        try:
+            return self.persist(write)
+        except DatabaseError as error:
+            connection = connections[self.job._state.db or "default"]
+            if connection.in_atomic_block:
+                raise  # the caller's transaction (a TestCase) owns the connection
+            logger.warning(
+                "Job %s: writing its outcome failed (%s: %s); retrying on a new connection",
+                self.job.pk,
+                type(error).__name__,
+                error,
+            )
+            connection.close()
+            return self.persist(write)
 
     def definition(self) -> JobDefinition | None:
         try:
@@ -196,6 +173,9 @@ class JobRun:
                 if one_step or should_stop():
                     self.release()
                     return job.state
+        except Cancelled:
+            logger.info("Job %s (%s) cancelled before step %s", job.pk, job.name, job.next_task)
+            return job.state
         except JobLost:
             logger.warning("Lost the claim on job %s; another worker owns it now", job.pk)
             return "LOST"
@@ -212,31 +192,36 @@ class JobRun:
         """Run one step and checkpoint; the next step's path, ``""`` when done, None on failure."""
         job = self.job
         checkpoint = job.workspace
+        timer = StepTimer(definition.timeout_for(step), step)
         try:
             job.workspace = dict(job.workspace or {})
             with self.task_scope:
                 hook = definition.hook("pre_task_hook")
                 if hook:
                     hook(job)
-                with _Alarm(definition.timeout_for(step), step):
+                with timer:
                     if definition.runner is not None:
                         definition.runner(job, step)
                     else:
                         load(step)(job)
+                if timer.timed_out():
+                    raise timer.error()  # the task swallowed its StepTimeout, or ran over anyway
                 hook = definition.hook("post_task_hook")
                 if hook:
                     hook(job)
             following = definition.next_task_after(step)
-            if following:
-                self.checkpoint(following)
-            else:
-                self.complete()
+            self.checkpoint(following)
             return following
         except (WorkerInterrupted, JobLost):
             job.workspace = checkpoint
             raise
         except BaseException as error:  # SystemExit and KeyboardInterrupt from tasks too
             job.workspace = checkpoint
+            if timer.fired and not isinstance(error, StepTimeout):
+                # What the task raised after its timer fired is a consequence of the timeout.
+                timeout, error = timer.error(), error
+                timeout.__context__ = error
+                error = timeout
             if database_went_away(job, error):
                 self.release_after_outage(step, error)
             else:
@@ -258,34 +243,41 @@ class JobRun:
             return
         self.write(**RELEASED, **values)
 
+    def complete(self) -> None:
+        self.checkpoint("")
+
     def checkpoint(self, following: str) -> None:
-        # The cancel flag is checked by the same statement: no extra round trip per step.
+        """Save the step's outcome: a checkpoint before ``following``, or completion when ``""``.
+
+        The cancel flag is checked by the same statement (no extra round trip per
+        step): a job someone asked to cancel ends ``CANCELLED``, never ``COMPLETE``.
+        """
         values = {"workspace": self.job.workspace, "next_task": following}
+        if not following:
+            # A rescued or retried job that completes has no current error (``errors`` keeps it).
+            values.update(finished("COMPLETE"), error="")
         using = self.job._state.db or "default"
 
         def write() -> bool:
             # The deadline is taken at each try: a retried write must not move the lease back.
             lease = {}
-            if self.lease_seconds:
+            if following and self.lease_seconds:
                 lease["lease_expires_at"] = leases.deadline(self.lease_seconds, using)
             return self.job.fenced_update(unless_cancelled=True, **values, **lease)
 
-        if self.persist(write):
+        if self.persist_outcome(write):
             return
         claim = Job.objects.using(self.job._state.db).filter(
-            pk=self.job.pk, lease_token=self.job.lease_token
+            pk=self.job.pk, lease_token=self.job.claim_token
         )
         if claim.filter(cancel_requested=True).exists():
-            self.cancel(**values)
+            self.cancel(workspace=self.job.workspace, next_task=following)
         raise JobLost()
-
-    def complete(self) -> None:
-        self.write(**finished("COMPLETE"), next_task="", workspace=self.job.workspace)
 
     def cancel(self, **values: Any) -> None:
         self.write(**finished("CANCELLED"), **values)
         send(signals.job_cancelled, job=self.job)
-        raise JobLost()
+        raise Cancelled()
 
     def release(self, *, give_back_attempt: bool = True) -> None:
         """Hand the job back, ``READY`` at its next step; a graceful stop uses no attempt."""
@@ -296,20 +288,9 @@ class JobRun:
         job = self.job
         record = error_record(job, step, error, message)
         values = error_values(job, record)
-        if isinstance(error, RetryLater):
-            delay = (
-                error.delay if error.delay is not None else definition.retry_delay_for(job.attempts)
-            )
+        delay = self.retry_delay(error, definition, retry)
+        if isinstance(error, RetryLater) and delay is not None:
             values["attempts"] = max(job.attempts - 1, 0)
-        elif (
-            retry
-            and definition
-            and not isinstance(error, FailPermanently)
-            and (job.attempts < job.max_attempts)
-        ):
-            delay = definition.retry_delay_for(job.attempts)
-        else:
-            delay = None
         logger.log(
             logging.WARNING if delay is not None else logging.ERROR,
             "Job %s (%s) step %s failed on attempt %s: %s: %s",
@@ -328,6 +309,20 @@ class JobRun:
         self.write(**finished("FAILED"), **values)
         send(signals.job_failed, job=job, exception=error)
         run_failure_hook(job, definition, error)
+
+    def retry_delay(self, error, definition, retry: bool) -> float | None:
+        """Seconds until the failed step runs again, or None when the job fails for good."""
+        if not retry or definition is None or isinstance(error, FailPermanently):
+            return None
+        if isinstance(error, RetryLater):
+            delay = error.delay
+            if delay is None:
+                return definition.retry_delay_for(self.job.attempts)
+            # RetryLater checks its delay; one changed since then must not strand the job.
+            return delay if is_storable_delay(delay) else None
+        if self.job.attempts < self.job.max_attempts:
+            return definition.retry_delay_for(self.job.attempts)
+        return None
 
 
 def run_failure_hook(

@@ -87,9 +87,9 @@ class Heartbeat(_Periodic):
         if jobs:
             self.heartbeat(jobs)
         current = worker.current_job
-        if worker.stopping and current is not None and current.lease_token != self.marked:
+        if worker.stopping and current is not None and current.fence_token != self.marked:
             mark_stopping(current, worker.using)
-            self.marked = current.lease_token
+            self.marked = current.fence_token
         waiting = worker.take_waiting_prefetched()
         if waiting:
             self.hand_back(waiting)
@@ -97,7 +97,7 @@ class Heartbeat(_Periodic):
     def heartbeat(self, jobs: list[Job]) -> None:
         sent_at = time.monotonic()
         expires = leases.deadline(self.lease_seconds, self.worker.using)
-        tokens = {job.lease_token for job in jobs if job.lease_token is not None}
+        tokens = {job.fence_token for job in jobs if job.fence_token is not None}
         # By primary key (always indexed) and token (so a rescued job is left alone).
         renewed = (
             Job.objects.using(self.worker.using)
@@ -138,7 +138,9 @@ class Maintenance(_Periodic):
 
 def mark_stopping(job: Job, using: str) -> int:
     """Mark ``job`` ``STOPPING`` while the claim that set its token is current."""
-    jobs = Job.objects.using(using).filter(pk=job.pk, lease_token=job.lease_token)
+    if job.fence_token is None:
+        return 0  # released or finished here already; a NULL token must never match
+    jobs = Job.objects.using(using).filter(pk=job.pk, lease_token=job.fence_token)
     return jobs.exclude(state__in=(*JobQuerySet.FINISHED, "STOPPING")).update(
         state="STOPPING", modified=timezone.now()
     )

@@ -11,12 +11,12 @@ import uuid
 from typing import Any
 
 from django.db import IntegrityError, connections, models, router, transaction
-from django.db.models import Count, Q
+from django.db.models import Case, Count, F, Q, Value, When
 from django.utils import timezone
 
 from . import bulk, conf, signals
 from .definitions import get_definition
-from .exceptions import DuplicateJob, InvalidWorkspace
+from .exceptions import DuplicateJob, InvalidWorkspace, JobLost
 
 logger = logging.getLogger(__name__)
 
@@ -201,6 +201,14 @@ class Job(models.Model):
 
     objects = JobManager()
 
+    # The claim this instance holds, set on the instances a worker claims. It fences
+    # every write made through them (the worker's and a task's ``save()``), whatever
+    # ``lease_token`` later reads (a task may ``refresh_from_db()`` after a rescue).
+    claim_token: uuid.UUID | None = None
+
+    # What a task may change while its worker holds the job; the queue owns the rest.
+    HOLDER_FIELDS = ("workspace",)
+
     class Meta:
         ordering = ["-priority", "created"]
         constraints = [
@@ -211,7 +219,17 @@ class Job(models.Model):
         return f"{self.name} {self.id} ({self.state})"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
+        """Insert a new job (prepared, see :meth:`prepare_for_insert`), or update one.
+
+        On an instance a worker holds (the job a task is given), ``save()`` writes only
+        the workspace, and only while that claim is current: state, lease, cancel flag
+        and every other column stay as the queue keeps them. It raises
+        :class:`~django_dbq.exceptions.JobLost` (writing nothing) once the claim is gone.
+        """
         if not self._state.adding:
+            if self.claim_token is not None:
+                self._save_as_holder(kwargs.get("update_fields"))
+                return None
             return super().save(*args, **kwargs)
         self.prepare_for_insert()
         if self.unique_key is None:
@@ -219,6 +237,23 @@ class Job(models.Model):
         else:
             self._insert_unique(*args, **kwargs)
         signals.job_created.send(sender=Job, job=self)
+
+    @property
+    def fence_token(self) -> uuid.UUID | None:
+        """The token writes on behalf of this instance are fenced on (None: nothing to fence)."""
+        return self.claim_token if self.claim_token is not None else self.lease_token
+
+    def _save_as_holder(self, update_fields: Any) -> None:
+        names = self.HOLDER_FIELDS
+        if update_fields is not None:
+            names = tuple(name for name in names if name in set(update_fields))
+        if not names:
+            return
+        values = {name: getattr(self, name) for name in names}
+        if "workspace" in values:
+            values["workspace"] = _check_workspace(values["workspace"])
+        if not self.fenced_update(**values):
+            raise JobLost(f"Job {self.pk} is no longer held by this worker; nothing was saved.")
 
     def _insert_unique(self, *args: Any, **kwargs: Any) -> None:
         # A savepoint keeps the caller's transaction usable after a duplicate.
@@ -271,23 +306,28 @@ class Job(models.Model):
 
         A ``NEW``/``READY`` job becomes ``CANCELLED`` at once. For a ``PROCESSING`` or
         ``STOPPING`` job, cancellation is requested: the task may poll
-        :meth:`is_cancel_requested`, and the worker marks the job ``CANCELLED`` instead
-        of running its next step. Returns True in both cases, False if the job had
-        already finished (nothing is changed then).
+        :meth:`is_cancel_requested`, and the worker ends the job ``CANCELLED`` after
+        the running step (even if that was its last step) instead of going on. Returns
+        True in both cases, False if the job had already finished (nothing is changed then).
         """
         now = timezone.now()
-        jobs = Job.objects.filter(pk=self.pk)
-        if jobs.filter(state__in=JobQuerySet.RUNNABLE).update(
-            state=self.STATES.CANCELLED, finished_at=now, modified=now, unique_key=None
-        ):
-            self.refresh_from_db()
-            signals.job_cancelled.send(sender=Job, job=self)
-            return True
-        requested = jobs.filter(state__in=JobQuerySet.ACTIVE).update(
-            cancel_requested=True, modified=now
+        waiting = Q(state__in=JobQuerySet.RUNNABLE)
+        # One statement, so no interleaving with a worker's claim or release can slip
+        # between "is it waiting?" and "is it running?". MySQL evaluates assignments
+        # left to right with the new values: ``state`` comes last.
+        updated = Job.objects.filter(
+            pk=self.pk, state__in=(*JobQuerySet.RUNNABLE, *JobQuerySet.ACTIVE)
+        ).update(
+            cancel_requested=Case(When(waiting, then=Value(False)), default=Value(True)),
+            finished_at=Case(When(waiting, then=Value(now)), default=F("finished_at")),
+            unique_key=Case(When(waiting, then=Value(None)), default=F("unique_key")),
+            modified=now,
+            state=Case(When(waiting, then=Value(self.STATES.CANCELLED)), default=F("state")),
         )
         self.refresh_from_db()
-        return bool(requested)
+        if updated and self.state == self.STATES.CANCELLED:
+            signals.job_cancelled.send(sender=Job, job=self)
+        return bool(updated)
 
     def is_cancel_requested(self) -> bool:
         """Ask the database whether someone asked to cancel this (running) job."""
@@ -331,6 +371,9 @@ class Job(models.Model):
         again since this worker claimed it, or, with ``unless_cancelled``, when
         someone asked to cancel it.
         """
+        token = self.fence_token
+        if token is None:
+            return False  # no claim to fence on: never a write that matches a NULL token
         values["modified"] = timezone.now()
         connection = connections[self._state.db or router.db_for_write(Job)]
         fields = [self._meta.get_field(name) for name in values]
@@ -343,7 +386,7 @@ class Job(models.Model):
         if unless_cancelled:
             sql += " AND cancel_requested = %s"
         pk = self._meta.pk.get_db_prep_value(self.pk, connection)
-        token = self._meta.get_field("lease_token").get_db_prep_value(self.lease_token, connection)
+        token = self._meta.get_field("lease_token").get_db_prep_value(token, connection)
         params = [*params, pk, token, *([False] if unless_cancelled else [])]
         with connection.cursor() as cursor:
             if _commits_without_flush(connection):

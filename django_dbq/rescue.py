@@ -11,7 +11,8 @@ from django.utils import timezone
 
 from . import conf, leases, signals
 from .definitions import get_definition
-from .execution import RELEASED, error_record, error_values, finished, run_failure_hook, send
+from .errors import error_record, error_values
+from .execution import RELEASED, finished, run_failure_hook, send
 from .models import Job, JobQuerySet
 
 logger = logging.getLogger(__name__)

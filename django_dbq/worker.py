@@ -22,16 +22,19 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, connections
 
 from . import conf, leases
 from .claim import Claimer
+from .definitions import get_definitions
 from .exceptions import WorkerInterrupted
 from .execution import JobLost, JobRun
 from .interrupts import TaskScope, set_events
 from .maintenance import Heartbeat, Maintenance, mark_stopping
 from .models import Job
 from .outages import TRANSIENT_ERRORS, reset_connection
+from .timeouts import can_enforce_timeouts
 from .wakeup import Poller, PostgresListener
 
 logger = logging.getLogger(__name__)
@@ -40,6 +43,9 @@ logger = logging.getLogger(__name__)
 BATCH_WINDOW = 0.1
 # Prefetched jobs waiting behind a job that has run this long are handed back.
 PREFETCH_PATIENCE = 1.0
+# A prefetched job is started only after its cancel flag was read this recently:
+# a cancel made while it waited behind other jobs stops it before its first step.
+CANCEL_CHECK_INTERVAL = 0.02
 
 
 class Worker:
@@ -99,6 +105,7 @@ class Worker:
         self.in_task = False
         self.seconds_per_job: float | None = None
         self.last_job_started = 0.0
+        self.cancel_flags_read_at = 0.0
         self._claimer: Claimer | None = None
         self._signals = 0
         self._heartbeat: Heartbeat | None = None
@@ -142,7 +149,7 @@ class Worker:
         return jobs
 
     def held_tokens(self) -> list[uuid.UUID]:
-        return list({job.lease_token for job in self.held() if job.lease_token is not None})
+        return list({job.fence_token for job in self.held() if job.fence_token is not None})
 
     def take_waiting_prefetched(self) -> list[Job]:
         """Prefetched jobs stuck behind a long-running job (called by the heartbeat thread)."""
@@ -174,6 +181,18 @@ class Worker:
         """Work until shut down (or drained); installs SIGTERM/SIGINT handlers."""
         self._running_in = threading.current_thread()
         in_main_thread = self._running_in is threading.main_thread()
+        if not can_enforce_timeouts():
+            timed = sorted(
+                name
+                for name, definition in get_definitions().items()
+                if definition.timeout or definition.step_timeouts
+            )
+            if timed:
+                raise ImproperlyConfigured(
+                    f"Jobs {', '.join(timed)} have step timeouts, which only a worker running "
+                    "in the main thread can enforce: run Worker.run() there (manage.py worker "
+                    "does)."
+                )
         if in_main_thread:
             previous = {
                 sig: signal.signal(sig, self.shutdown) for sig in (signal.SIGTERM, signal.SIGINT)
@@ -255,6 +274,7 @@ class Worker:
                     jobs = self.claimer.claim(self._next_batch_size())
                     for job in jobs:
                         job._dbq_confirmed = claimed_at
+                    self.cancel_flags_read_at = claimed_at
                     if jobs:
                         with self.lock:
                             self.prefetched.extend(jobs)
@@ -283,6 +303,7 @@ class Worker:
                     self.current_job = None
                 continue
             try:
+                self._read_cancel_requests(job)
                 self._run(job)
             except Exception as error:  # never let one job's trouble stop the worker
                 failures += 1
@@ -325,6 +346,18 @@ class Worker:
             return False
         logger.warning("Lost the claim on job %s before it started; skipping it", job.pk)
         return False
+
+    def _read_cancel_requests(self, job: Job) -> None:
+        """Before starting ``job``, read the cancel flags of the jobs waiting here, if stale."""
+        now = time.monotonic()
+        if now - self.cancel_flags_read_at < CANCEL_CHECK_INTERVAL:
+            return
+        with self.lock:
+            waiting = {held.pk: held for held in [job, *self.prefetched]}
+        requested = Job.objects.using(self.using).filter(pk__in=waiting, cancel_requested=True)
+        for pk in requested.values_list("pk", flat=True):
+            waiting[pk].cancel_requested = True
+        self.cancel_flags_read_at = now
 
     def _next_batch_size(self) -> int:
         if self.seconds_per_job is None:

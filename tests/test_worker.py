@@ -43,11 +43,23 @@ def test_shutdown_by_hand_marks_the_current_job_stopping():
 
     job = Job.objects.create(name="noop")
     worker = Worker("default", 1)
-    worker.current_job = job
+    (worker.current_job,) = worker.claimer.claim(1)
     worker.shutdown(None, None)
     job.refresh_from_db()
     assert job.state == Job.STATES.STOPPING
     assert worker.alive is False
+
+
+def test_shutdown_by_hand_never_marks_a_job_the_worker_does_not_hold():
+    """A job with no claim has no token to fence on: marking it would strand it."""
+    from django_dbq.worker import Worker
+
+    job = Job.objects.create(name="noop")
+    worker = Worker("default", 1)
+    worker.current_job = job
+    worker.shutdown(None, None)
+    job.refresh_from_db()
+    assert job.state == Job.STATES.NEW
 
 
 @pytest.mark.parametrize(
