@@ -117,6 +117,13 @@ JOBS = {
     "save_during_step": ["tests.hardening_tasks.save_during_step", "tests.jobs.record_b"],
     "save_after_losing": ["tests.hardening_tasks.save_after_losing_the_claim"],
     "cancel_other": ["tests.hardening_tasks.cancel_the_other_job"],
+    # The same hooks run under django-db-queue 3.3.0 and here (tests/test_drop_in.py).
+    "hook_probe": {
+        "tasks": ["tests.hook_probe.first", "tests.hook_probe.second"],
+        "pre_task_hook": "tests.hook_probe.pre_task",
+        "post_task_hook": "tests.hook_probe.post_task",
+        "failure_hook": "tests.hook_probe.failure",
+    },
 }
 
 DBQ_LEASE_SECONDS = float(os.environ.get("DBQ_LEASE_SECONDS", "60"))

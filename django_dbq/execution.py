@@ -7,6 +7,7 @@ Every write goes through :meth:`Job.fenced_update`, so a worker that lost its cl
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime
 import logging
 from collections.abc import Callable
@@ -17,9 +18,10 @@ from django.utils import timezone
 
 from . import conf, leases, signals
 from .definitions import JobDefinition, get_definition, load
-from .errors import error_record, error_values
+from .errors import error_record, error_values, storable_text
 from .exceptions import (
     FailPermanently,
+    InvalidWorkspace,
     JobLost,
     RetryLater,
     StepTimeout,
@@ -27,12 +29,41 @@ from .exceptions import (
     WorkerInterrupted,
     is_storable_delay,
 )
-from .models import Job
+from .models import Job, _check_workspace
 from .timeouts import StepTimer
 
 __all__ = ["RELEASED", "JobLost", "JobRun", "error_record", "error_values", "finished"]
 
 logger = logging.getLogger(__name__)
+# django-db-queue 3.x logged each step under its worker command's name, in these
+# formats: logging configurations and log searches written for it keep working.
+job_log = logging.getLogger("django_dbq.management.commands.worker")
+
+
+def log_processing(job: Job) -> None:
+    job_log.info(
+        'Processing job: name="%s" queue="%s" id=%s state=%s next_task=%s',
+        job.name,
+        job.queue_name,
+        job.pk,
+        job.state,
+        job.next_task,
+    )
+
+
+def log_updated(job: Job, following: str | None) -> None:
+    """The 3.x line after a step: the state it left the job in and the step that follows."""
+    if following is None:
+        state, following = job.state, job.next_task  # failed: retried (READY) or FAILED
+    else:
+        state = "READY" if following else "COMPLETE"
+    job_log.info(
+        'Updating job: name="%s" id=%s state=%s next_task=%s',
+        job.name,
+        job.pk,
+        state,
+        following or "none",
+    )
 
 RELEASED = {"state": "READY", "lease_token": None, "lease_expires_at": None, "worker_id": ""}
 
@@ -163,7 +194,9 @@ class JobRun:
                     message = f"next_task {step!r} is not a step of job {job.name!r}"
                     self.fail(step, ValueError(message), "", definition, retry=False)
                     return job.state
+                log_processing(job)
                 following = self.run_step(definition, step)
+                log_updated(job, following)
                 if following is None:
                     return job.state
                 send(signals.step_finished, job=job, task=step)
@@ -172,6 +205,8 @@ class JobRun:
                     return job.state
                 if one_step or should_stop():
                     self.release()
+                    if not one_step:
+                        job_log.info("Handing job id=%s back at next_task=%s", job.pk, following)
                     return job.state
         except Cancelled:
             logger.info("Job %s (%s) cancelled before step %s", job.pk, job.name, job.next_task)
@@ -206,10 +241,8 @@ class JobRun:
                         load(step)(job)
                 if timer.timed_out():
                     raise timer.error()  # the task swallowed its StepTimeout, or ran over anyway
-                hook = definition.hook("post_task_hook")
-                if hook:
-                    hook(job)
-            following = definition.next_task_after(step)
+                following = definition.next_task_after(step)
+                self.run_post_task_hook(definition, "READY" if following else "COMPLETE", following)
             self.checkpoint(following)
             return following
         except (WorkerInterrupted, JobLost):
@@ -226,7 +259,31 @@ class JobRun:
                 self.release_after_outage(step, error)
             else:
                 self.fail(step, error, "", definition)
+                # As in django-db-queue 3.x, the post-task hook runs after a failure too.
+                before = copy.deepcopy(job.workspace)
+                self.run_post_task_hook(definition, job.state, step)
+                save_hook_workspace(job, before)
             return None
+
+    def run_post_task_hook(self, definition: JobDefinition, state: str, next_task: str) -> None:
+        """Call the post-task hook as django-db-queue 3.x did, for code written for it.
+
+        The hook sees the job as the step left it: ``state`` ``READY`` (more steps),
+        ``COMPLETE`` or ``FAILED``, and ``next_task`` the following step (``""`` after
+        the last; the failed step after a failure). If it raises, that is logged and
+        the job keeps its outcome.
+        """
+        job = self.job
+        held = job.state, job.next_task
+        job.state, job.next_task = state, next_task
+        try:
+            hook = definition.hook("post_task_hook")
+            if hook:
+                hook(job)
+        except Exception:
+            logger.exception("Job id=%s post_task_hook failed", job.pk)
+        finally:
+            job.state, job.next_task = held
 
     def release_after_outage(self, step: str, error: BaseException) -> None:
         """The step failed because the database went away: run it again, like a lost worker would.
@@ -328,7 +385,12 @@ class JobRun:
 def run_failure_hook(
     job: Job, definition: JobDefinition | None, error: BaseException | None
 ) -> None:
-    """Call the definition's failure hook; if it raises, note that on the row and go on."""
+    """Call the definition's failure hook; if it raises, note that on the row and go on.
+
+    What the hook writes to the workspace is saved with the failed job, as in
+    django-db-queue 3.x.
+    """
+    before = copy.deepcopy(job.workspace)
     try:
         hook = definition.hook("failure_hook") if definition else None
         if hook:
@@ -337,4 +399,23 @@ def run_failure_hook(
         logger.exception("Failure hook of job %s raised", job.pk)
         note = f"\n\nThe failure hook raised {type(hook_error).__name__}: {hook_error}"
         failed = Job.objects.using(job._state.db).filter(pk=job.pk, state="FAILED")
-        failed.update(error=job.error + note)
+        failed.update(error=storable_text(job.error + note))
+    save_hook_workspace(job, before)
+
+
+def save_hook_workspace(job: Job, before: Any) -> None:
+    """Save what a hook run after the job's outcome changed in its workspace.
+
+    Only while the row still has that outcome and no worker holds it (a retry may
+    have been claimed already): a later claim's workspace is never overwritten.
+    """
+    if job.workspace == before:
+        return
+    try:
+        workspace = _check_workspace(job.workspace)
+    except InvalidWorkspace as error:
+        logger.error("Job %s: a hook left a workspace that cannot be saved: %s", job.pk, error)
+        return
+    Job.objects.using(job._state.db).filter(
+        pk=job.pk, state=job.state, lease_token__isnull=True
+    ).update(workspace=workspace)
