@@ -65,6 +65,7 @@ def log_updated(job: Job, following: str | None) -> None:
         following or "none",
     )
 
+
 RELEASED = {"state": "READY", "lease_token": None, "lease_expires_at": None, "worker_id": ""}
 
 

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 from typing import Any
 
 from .exceptions import WorkerInterrupted
+
+# The signals that stop a worker gracefully: django-db-queue 3.x's set (SIGQUIT too,
+# where the platform has it), so process managers configured for it keep working.
+SHUTDOWN_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGQUIT") if hasattr(signal, name)
+)
 
 
 class TaskScope:

@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
 
+from .interrupts import SHUTDOWN_SIGNALS
+
 logger = logging.getLogger(__name__)
 
 # Errors that mean "the database is unreachable or busy right now": back off and retry.
@@ -42,10 +44,7 @@ def wait_for_database(verbosity: int = 1, using: str = "default") -> bool:
     stop = threading.Event()
     in_main_thread = threading.current_thread() is threading.main_thread()
     if in_main_thread:
-        previous = {
-            sig: signal.signal(sig, lambda *_: stop.set())
-            for sig in (signal.SIGTERM, signal.SIGINT)
-        }
+        previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in SHUTDOWN_SIGNALS}
     try:
         failures = 0
         while not stop.is_set():

@@ -30,7 +30,7 @@ from .claim import Claimer
 from .definitions import get_definitions
 from .exceptions import WorkerInterrupted
 from .execution import JobLost, JobRun
-from .interrupts import TaskScope, set_events
+from .interrupts import SHUTDOWN_SIGNALS, TaskScope, set_events
 from .maintenance import Heartbeat, Maintenance, mark_stopping
 from .models import Job
 from .outages import TRANSIENT_ERRORS, reset_connection
@@ -194,9 +194,7 @@ class Worker:
                     "does)."
                 )
         if in_main_thread:
-            previous = {
-                sig: signal.signal(sig, self.shutdown) for sig in (signal.SIGTERM, signal.SIGINT)
-            }
+            previous = {sig: signal.signal(sig, self.shutdown) for sig in SHUTDOWN_SIGNALS}
         waiter = None
         try:
             self._prepare_connection()

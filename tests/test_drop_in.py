@@ -109,3 +109,16 @@ def test_a_worker_says_what_it_hands_back_on_sigterm(start_worker):
     worker.signal(signal.SIGTERM)
     assert worker.wait() == 0
     assert f"Handing job id={job.pk} back at next_task=tests.jobs.record_b" in worker.log()
+
+
+def test_sigquit_stops_a_worker_gracefully_as_in_django_db_queue_3(start_worker):
+    job = Job.objects.create(name="long", workspace={"sleep": 2})
+    worker = start_worker()
+    wait_for(
+        lambda: Job.objects.get(pk=job.pk).next_task == "tests.jobs.sleep_step",
+        what="the worker to reach the long step",
+    )
+    worker.signal(signal.SIGQUIT)
+    assert worker.wait() == 0
+    job.refresh_from_db()
+    assert (job.state, job.next_task) == ("READY", "tests.jobs.record_b")
