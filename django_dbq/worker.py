@@ -32,6 +32,7 @@ from .interrupts import TaskScope, set_events
 from .maintenance import Heartbeat, Maintenance, mark_stopping
 from .models import Job
 from .outages import TRANSIENT_ERRORS, reset_connection
+from .rescue import rescue_lapsed_jobs
 from .wakeup import Poller, PostgresListener
 
 logger = logging.getLogger(__name__)
@@ -246,6 +247,7 @@ class Worker:
 
     def _loop(self, waiter: Poller) -> None:
         failures = 0
+        nothing_to_rescue = False  # --drain: the last rescue found no lapsed job
         while not self.stopping:
             try:
                 if isinstance(waiter, PostgresListener):
@@ -256,6 +258,7 @@ class Worker:
                     for job in jobs:
                         job._dbq_confirmed = claimed_at
                     if jobs:
+                        nothing_to_rescue = False
                         with self.lock:
                             self.prefetched.extend(jobs)
                 failures = 0
@@ -270,7 +273,19 @@ class Worker:
                 continue
             if not self.prefetched:
                 if self.drain:
-                    return
+                    if nothing_to_rescue:
+                        return  # a claim after a rescue that found nothing came back empty
+                    # Lost workers' jobs are runnable too: rescue them here rather than leave
+                    # them to the maintenance thread, which may tick only after we returned.
+                    # Then claim once more, also for jobs the maintenance thread just rescued.
+                    try:
+                        nothing_to_rescue = not rescue_lapsed_jobs(
+                            self.using, keep=self.held_tokens()
+                        )
+                    except DatabaseError as error:
+                        failures += 1
+                        self._reset_connection(error, failures)
+                    continue
                 # Notifications cut the wait short; the poll still finds jobs whose run_after came.
                 waiter.wait(self.poll_interval)
                 continue
