@@ -149,7 +149,12 @@ TASKS = {
     "default": {
         "BACKEND": "django_dbq.tasks_backend.DatabaseBackend",
         "QUEUES": ["default", "tasks"],
-        "OPTIONS": {"retry_backoff": "fixed", "retry_delay": 0},
+        "OPTIONS": {
+            "retry_backoff": "fixed",
+            "retry_delay": 0,
+            # The worker runs only registered tasks: import this module's @task definitions.
+            "task_modules": ["tests.tasks_app"],
+        },
     },
     "retrying": {
         "BACKEND": "django_dbq.tasks_backend.DatabaseBackend",

@@ -249,12 +249,29 @@ def get_definitions() -> dict[str, JobDefinition]:
     return _parsed()
 
 
+# Resolves Django Task job names; django_dbq.tasks_backend registers it when it loads.
+_task_resolver: Callable[[str], JobDefinition] | None = None
+
+
+def register_task_resolver(resolver: Callable[[str], JobDefinition]) -> None:
+    """Let ``resolver`` define the jobs named ``DJANGO_TASK_PREFIX + ...`` (Django Tasks).
+
+    The resolver must raise :class:`UnknownJob` for a name whose task no code registered,
+    and import nothing for it: rows never choose code.
+    """
+    global _task_resolver
+    _task_resolver = resolver
+
+
 def get_definition(name: str) -> JobDefinition:
     """The definition for ``name``; raises :class:`UnknownJob` if there is none."""
     if name.startswith(DJANGO_TASK_PREFIX):
-        from .tasks_backend import task_definition  # optional feature: import on first use
-
-        return task_definition(name)
+        if _task_resolver is None:
+            raise UnknownJob(
+                f"{name!r} names a Django Task, but no django_dbq Tasks backend is configured "
+                "in TASKS."
+            )
+        return _task_resolver(name)
     try:
         return _parsed()[name]
     except KeyError:

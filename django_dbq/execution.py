@@ -167,7 +167,9 @@ class JobRun:
         try:
             return get_definition(self.job.name)
         except UnknownJob as error:
-            self.fail(self.job.next_task, error, "job name is no longer defined in JOBS", None)
+            # A subclass (an unregistered Django Task, say) explains itself.
+            note = "job name is no longer defined in JOBS" if type(error) is UnknownJob else ""
+            self.fail(self.job.next_task, error, note, None)
         except Exception as error:  # a Django Task that no longer imports, for example
             self.fail(self.job.next_task, error, "", None)
         return None

@@ -9,6 +9,13 @@
 Cron expressions are read with ``croniter`` in ``TIME_ZONE``. A schedule seen for
 the first time starts at its next tick; ticks missed while no worker ran are not
 replayed: the latest one is enqueued once.
+
+Daylight saving, as cron does it: when the clocks go back, a time of day that comes
+twice (``"30 1 * * *"``) runs once, at its first occurrence; schedules whose minute
+or hour field is a wildcard (``"*/15 * * * *"``, ``"0 * * * *"``) are intervals and
+run in both passes. When the clocks go forward, a time that does not exist that day
+(``"30 2 * * *"`` in America/New_York) runs once, at the moment the clocks jump
+(03:00), as croniter computes it.
 """
 
 from __future__ import annotations
@@ -43,14 +50,42 @@ class ScheduleEntry:
     unique_key: str | None = None
 
     def previous_tick(self, now: datetime.datetime) -> datetime.datetime:
+        """The latest tick before ``now``; a repeated local time counts as its first occurrence.
+
+        Only for time-of-day schedules (see :func:`is_interval`): their second pass of a
+        repeated hour maps back to the tick already enqueued, so it runs once.
+        """
         from croniter import croniter
 
-        return croniter(self.cron, now).get_prev(datetime.datetime)
+        tick = croniter(self.cron, now).get_prev(datetime.datetime)
+        return tick if is_interval(self.cron) else first_occurrence(tick)
 
     def next_tick(self, now: datetime.datetime) -> datetime.datetime:
         from croniter import croniter
 
         return croniter(self.cron, now).get_next(datetime.datetime)
+
+
+# Aliases croniter accepts, and whether they repeat within the day.
+INTERVAL_ALIASES = {"@hourly": True}
+
+
+def is_interval(cron: str) -> bool:
+    """True if the minute or hour field is a wildcard (``*``, ``*/n``): an interval schedule.
+
+    As in cron, interval schedules run at each of their ticks in an hour that the clocks
+    repeat; the others name times of day, which run once.
+    """
+    fields = cron.split()
+    if len(fields) == 1:
+        return INTERVAL_ALIASES.get(fields[0].lower(), False)
+    return any(part.startswith("*") for part in fields[:2])
+
+
+def first_occurrence(moment: datetime.datetime) -> datetime.datetime:
+    """``moment`` itself, or, if it is the second pass of a repeated local time, the first."""
+    earlier = moment.replace(fold=0)
+    return earlier if earlier.utcoffset() != moment.utcoffset() else moment
 
 
 def _problem(name: Any, message: str, hint: str = "") -> DefinitionError:

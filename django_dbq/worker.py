@@ -34,6 +34,7 @@ from .interrupts import SHUTDOWN_SIGNALS, TaskScope, set_events
 from .maintenance import Heartbeat, Maintenance, mark_stopping
 from .models import Job
 from .outages import TRANSIENT_ERRORS, reset_connection
+from .rescue import rescue_lapsed_jobs
 from .timeouts import can_enforce_timeouts
 from .wakeup import Poller, PostgresListener
 
@@ -263,6 +264,7 @@ class Worker:
 
     def _loop(self, waiter: Poller) -> None:
         failures = 0
+        nothing_to_rescue = False  # --drain: the last rescue found no lapsed job
         while not self.stopping:
             try:
                 if isinstance(waiter, PostgresListener):
@@ -274,6 +276,7 @@ class Worker:
                         job._dbq_confirmed = claimed_at
                     self.cancel_flags_read_at = claimed_at
                     if jobs:
+                        nothing_to_rescue = False
                         with self.lock:
                             self.prefetched.extend(jobs)
                 failures = 0
@@ -288,7 +291,19 @@ class Worker:
                 continue
             if not self.prefetched:
                 if self.drain:
-                    return
+                    if nothing_to_rescue:
+                        return  # a claim after a rescue that found nothing came back empty
+                    # Lost workers' jobs are runnable too: rescue them here rather than leave
+                    # them to the maintenance thread, which may tick only after we returned.
+                    # Then claim once more, also for jobs the maintenance thread just rescued.
+                    try:
+                        nothing_to_rescue = not rescue_lapsed_jobs(
+                            self.using, keep=self.held_tokens()
+                        )
+                    except DatabaseError as error:
+                        failures += 1
+                        self._reset_connection(error, failures)
+                    continue
                 # Notifications cut the wait short; the poll still finds jobs whose run_after came.
                 waiter.wait(self.poll_interval)
                 continue

@@ -3,16 +3,24 @@
 ``TASKS = {"default": {"BACKEND": "django_dbq.tasks_backend.DatabaseBackend"}}``: each
 enqueued task is a ``Job`` row, run by ``manage.py worker`` with the same claims,
 leases, rescue and retries as native jobs. See docs/tasks.md.
+
+Importing this package hands ``get_definition`` the resolver for task job names
+(django_dbq's core never imports it; its AppConfig loads it when ``TASKS`` uses it).
 """
 
+from ..definitions import register_task_resolver
 from .backend import DatabaseBackend, DatabaseTask
-from .running import InvalidReturnValue, NotATask, WorkerLost, task_definition
+from .registry import NotATask, UnregisteredTask
+from .running import InvalidReturnValue, WorkerLost, task_definition
+
+register_task_resolver(task_definition)
 
 __all__ = [
     "DatabaseBackend",
     "DatabaseTask",
     "InvalidReturnValue",
     "NotATask",
+    "UnregisteredTask",
     "WorkerLost",
     "task_definition",
 ]

@@ -13,6 +13,7 @@ from django.db import router, transaction
 from django.utils.module_loading import import_string
 
 from .. import conf
+from . import registry
 from .compat import (
     BaseTaskBackend,
     InvalidTask,
@@ -96,8 +97,14 @@ class DatabaseBackend(BaseTaskBackend):
         where = f"TASKS[{alias!r}]['OPTIONS']"
         if not isinstance(self.options, dict):
             raise ImproperlyConfigured(f"{where} must be a dict.")
-        _check_keys(self.options, (*POLICY_KEYS, "tasks"), where)
+        _check_keys(self.options, (*POLICY_KEYS, "tasks", "task_modules"), where)
         self.policy = clean_policy(self.options, where, ImproperlyConfigured)
+        # Modules with @task definitions besides the installed apps' ``tasks`` modules.
+        self.task_modules = self.options.get("task_modules") or []
+        if not isinstance(self.task_modules, list | tuple) or not all(
+            isinstance(module, str) and module for module in self.task_modules
+        ):
+            raise ImproperlyConfigured(f"{where}['task_modules'] must be a list of module paths.")
         # Per-task settings by module path: unlike @task(max_attempts=...), these leave
         # the task definitions portable to other backends (say, ImmediateBackend in tests).
         per_task = self.options.get("tasks") or {}
@@ -122,6 +129,8 @@ class DatabaseBackend(BaseTaskBackend):
             f"Task {task.module_path!r}",
             InvalidTask,
         )
+        # ``@task`` calls this when a task is defined: the workers run only tasks recorded here.
+        registry.register(task)
 
     def policy_for(self, task: Task) -> dict:
         """Retry settings for ``task``, first found: its ``@task`` arguments, its entry in
@@ -201,17 +210,27 @@ class DatabaseBackend(BaseTaskBackend):
                     id="django_dbq.E020",
                 )
             ]
-        from .running import NotATask, resolve_task
-
         errors = []
+        try:
+            registry.discover()  # the backends in TASKS, as a worker would
+            registry.discover(list(self.task_modules))
+        except Exception as error:  # a tasks module that does not import: workers would fail
+            errors.append(
+                checks.Error(
+                    f"TASKS[{self.alias!r}]: importing the modules with Django Tasks failed: "
+                    f"{type(error).__name__}: {error}",
+                    hint="Fix the module, or its entry in OPTIONS['task_modules'].",
+                    id="django_dbq.E022",
+                )
+            )
         for path in self.task_policies:
-            try:
-                resolve_task(path)
-            except NotATask as error:
+            if registry.registered(path) is None:
                 errors.append(
                     checks.Error(
-                        f"TASKS[{self.alias!r}]['OPTIONS']['tasks']: {error}",
-                        hint="Keys are the module paths of @task functions.",
+                        f"TASKS[{self.alias!r}]['OPTIONS']['tasks']: {path!r} is not a registered "
+                        "Django Task.",
+                        hint="Keys are the module paths of @task functions in the tasks module "
+                        "of an installed app or in OPTIONS['task_modules'].",
                         id="django_dbq.E021",
                     )
                 )

@@ -17,12 +17,13 @@ from inspect import iscoroutinefunction
 from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import async_to_sync
+from django.conf import settings
 from django.dispatch import receiver
-from django.utils.module_loading import import_string
 
 from .. import signals as dbq_signals
 from ..definitions import DJANGO_TASK_PREFIX, JobDefinition
 from ..exceptions import FailPermanently, StepTimeout
+from . import registry
 from .compat import (
     InvalidTask,
     Task,
@@ -35,6 +36,7 @@ from .compat import (
     task_finished,
     task_started,
 )
+from .registry import UnregisteredTask
 
 if TYPE_CHECKING:
     from ..models import Job
@@ -52,10 +54,6 @@ STATUSES = {
 }
 # Job states in which ``worker_id`` names the worker of the latest attempt.
 HELD_OR_DONE = ("PROCESSING", "STOPPING", "COMPLETE")
-
-
-class NotATask(InvalidTask):
-    """A stored row names something that is not a Django ``Task``; it is never called."""
 
 
 class InvalidReturnValue(FailPermanently):
@@ -77,7 +75,7 @@ def split_name(name: str) -> tuple[str, str]:
     """``(backend alias, module path)`` of a task job's name."""
     alias, separator, path = name[len(DJANGO_TASK_PREFIX) :].rpartition(":")
     if not name.startswith(DJANGO_TASK_PREFIX) or not separator or not alias or not path:
-        raise NotATask(f"{name!r} is not the name of a Django Task job.")
+        raise UnregisteredTask(f"{name!r} is not the name of a Django Task job.")
     return alias, path
 
 
@@ -97,28 +95,17 @@ def json_value(value: Any) -> Any:
     return normalized
 
 
-# -- the security check -----------------------------------------------------------
-
-
-def resolve_task(path: str) -> Task:
-    """The ``Task`` object at ``path``; :class:`NotATask` for anything else."""
-    try:
-        target = import_string(path)
-    except Exception as error:  # ImportError, or a module that raises while importing
-        raise NotATask(f"{path!r} cannot be imported: {type(error).__name__}: {error}") from None
-    if not isinstance(target, Task):
-        raise NotATask(
-            f"{path!r} is a {type(target).__name__}, not a Django Task: refusing to run it."
-        )
-    return target
+# -- backends ------------------------------------------------------------------------
 
 
 def database_backend(alias: str):
     from .backend import DatabaseBackend
 
+    if alias not in (getattr(settings, "TASKS", None) or {}):
+        raise UnregisteredTask(f"No backend {alias!r} in the TASKS setting.")
     backend = task_backends[alias]
     if not isinstance(backend, DatabaseBackend):
-        raise NotATask(
+        raise UnregisteredTask(
             f"TASKS[{alias!r}] is {type(backend).__name__}, not django_dbq's DatabaseBackend."
         )
     return backend
@@ -128,14 +115,14 @@ def database_backend(alias: str):
 
 
 def task_definition(name: str) -> JobDefinition:
-    """The one-step definition of a task job (called by ``get_definition``).
+    """The one-step definition of a task job (``get_definition`` calls this for task jobs).
 
-    Imports the task and checks that it is a ``Task``: a row naming anything else
-    fails before any of its code is called.
+    The task must be registered (see :mod:`.registry`): a row naming anything else
+    fails with :class:`~.registry.UnregisteredTask` and nothing is imported for it.
     """
     alias, path = split_name(name)
     backend = database_backend(alias)
-    task = resolve_task(path)
+    task = registry.find(path)
     policy = backend.policy_for(task)
     runner = run_task
     if iscoroutinefunction(task.func) and policy["timeout"]:
@@ -148,7 +135,7 @@ def task_definition(name: str) -> JobDefinition:
 
 def run_task(job: Job, step: str, async_timeout: float | None = None) -> None:
     """Call the task with the stored arguments; keep its return value in the workspace."""
-    task = resolve_task(step)
+    task = registry.find(step)
     workspace = job.workspace
     args, kwargs = list(workspace.get("args") or []), dict(workspace.get("kwargs") or {})
     if task.takes_context:
@@ -229,7 +216,7 @@ def result_from_job(job: Job, task: Task | None = None) -> TaskResult:
     """The ``TaskResult`` a task job's row stands for."""
     alias, path = split_name(job.name)
     if task is None:
-        task = resolve_task(path)
+        task = registry.find(path)
         try:
             task = task.using(
                 priority=job.priority,
