@@ -23,7 +23,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from . import conf
-from .definitions import HOOK_KEYS, DefinitionError, parse_jobs
+from .definitions import HOOK_KEYS, DefinitionError, is_dotted_path, parse_jobs
 from .schedule import parse_schedule
 
 IMPORT_HINT = "Check the module and function names, and that the module imports cleanly."
@@ -65,12 +65,11 @@ def check_jobs(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     # Invalid DBQ_* defaults (E008) are reported once, by check_settings.
     errors = [_error(problem) for problem in problems if problem.check_id != "django_dbq.E008"]
     for definition in definitions.values():
-        for task in definition.tasks:
-            errors.append(_import_problem(task, f"JOBS[{definition.name!r}] task"))
-        for key in HOOK_KEYS:
-            path = getattr(definition, key)
-            if path:
-                errors.append(_import_problem(path, f"JOBS[{definition.name!r}] {key}"))
+        paths = [(task, "task") for task in definition.tasks]
+        paths += [(getattr(definition, key), key) for key in HOOK_KEYS if getattr(definition, key)]
+        for path, what in paths:
+            if is_dotted_path(path):  # a malformed one is reported as E003 already
+                errors.append(_import_problem(path, f"JOBS[{definition.name!r}] {what}"))
     return [error for error in errors if error is not None]
 
 

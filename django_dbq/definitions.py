@@ -33,12 +33,17 @@ DJANGO_TASK_PREFIX = "django.tasks:"
 
 
 class DefinitionError(ImproperlyConfigured):
-    """One problem in ``JOBS``; ``check_id`` and ``hint`` feed the system checks."""
+    """One problem in ``JOBS``; ``check_id`` and ``hint`` feed the system checks.
 
-    def __init__(self, message: str, check_id: str, hint: str = ""):
+    ``fatal`` problems make the entry unusable; the others (a malformed path) are
+    reported by the checks but leave the job creatable.
+    """
+
+    def __init__(self, message: str, check_id: str, hint: str = "", *, fatal: bool = True):
         super().__init__(message)
         self.check_id = check_id
         self.hint = hint
+        self.fatal = fatal
 
 
 @dataclass(frozen=True)
@@ -93,117 +98,170 @@ class JobDefinition:
 @functools.lru_cache(maxsize=1024)
 def load(path: str) -> Callable:
     """Import a task or hook by its dotted path (cached: the hot path calls it per step)."""
-    return import_string(path)
+    try:
+        return import_string(path)
+    except ImportError as error:
+        raise ImportError(f"task or hook path {path!r} cannot be imported: {error}") from error
 
 
-def _check_path(value: Any, what: str, job_name: str) -> str:
-    if (
-        not isinstance(value, str)
-        or "." not in value
-        or not value.strip()
-        or value != value.strip()
-    ):
-        raise DefinitionError(
-            f"JOBS[{job_name!r}]: {what} must be a dotted path string, not {value!r}.",
-            "django_dbq.E003",
-            "Write the import path of a function, for example 'myapp.jobs.send_email'.",
-        )
-    return value
+def is_dotted_path(value: str) -> bool:
+    """Does ``value`` look like an import path (``module.name``, no surrounding spaces)?"""
+    return "." in value and bool(value.strip()) and value == value.strip()
 
 
-def _number(options: dict, key: str, default: Any, job_name: str, *, integer=False, zero=True):
-    value = options.get(key, default)
-    if value is None and key == "timeout":
-        return None
-    bad = isinstance(value, bool) or not isinstance(value, int if integer else int | float)
-    if bad or value < 0 or (not zero and value == 0):
-        kind = "a whole number" if integer else "a number"
-        raise DefinitionError(
-            f"JOBS[{job_name!r}]: {key} must be {kind} {'above' if not zero else 'of at least'} 0,"
-            f" not {value!r}.",
-            "django_dbq.E005",
-            f"Set {key} to {'an integer' if integer else 'a number of seconds'}, or remove it.",
-        )
-    return value
+class _EntryProblems:
+    """Collects every problem of one ``JOBS`` entry, so the checks report them all at once.
+
+    A malformed path (E003) does not keep the job from being created: a job needs its
+    paths only when a worker runs it, and the worker fails it then with a clear error
+    (test suites written for django-db-queue 3.x use placeholder paths). Every other
+    problem makes the entry unusable.
+    """
+
+    def __init__(self, name: str):
+        self.name = name
+        self.found: list[DefinitionError] = []
+
+    def add(self, message: str, check_id: str, hint: str, *, fatal: bool = True) -> None:
+        problem = DefinitionError(f"JOBS[{self.name!r}]{message}", check_id, hint, fatal=fatal)
+        self.found.append(problem)
+
+    def path(self, value: Any, what: str) -> Any:
+        if not isinstance(value, str) or not is_dotted_path(value):
+            self.add(
+                f": {what} must be a dotted path string, not {value!r}.",
+                "django_dbq.E003",
+                "Write the import path of a function, for example 'myapp.jobs.send_email'.",
+                fatal=not isinstance(value, str),  # a row can hold any string
+            )
+        return value
+
+    def number(self, options: dict, key: str, default: Any, *, integer=False, zero=True) -> Any:
+        value = options.get(key, default)
+        if value is None and key == "timeout":
+            return None
+        bad = isinstance(value, bool) or not isinstance(value, int if integer else int | float)
+        if bad or value < 0 or (not zero and value == 0):
+            kind = "a whole number" if integer else "a number"
+            self.add(
+                f": {key} must be {kind} {'above' if not zero else 'of at least'} 0,"
+                f" not {value!r}.",
+                "django_dbq.E005",
+                f"Set {key} to {'an integer' if integer else 'a number of seconds'}, or remove it.",
+            )
+            return default
+        return value
+
+    @property
+    def fatal(self) -> list[DefinitionError]:
+        return [problem for problem in self.found if problem.fatal]
 
 
-def parse_definition(name: Any, raw: Any) -> JobDefinition:
-    """Validate one ``JOBS`` entry and return its definition (raises :class:`DefinitionError`)."""
+def inspect_definition(name: Any, raw: Any) -> tuple[JobDefinition | None, list[DefinitionError]]:
+    """Every problem of one ``JOBS`` entry, and its definition unless one of them is fatal."""
     if not isinstance(name, str) or not name or len(name) > 100:
-        raise DefinitionError(
-            f"JOBS: job names must be non-empty strings of at most 100 characters, not {name!r}.",
-            "django_dbq.E002",
-            "Rename the job: a short string such as 'send_report'.",
+        message = (
+            f"JOBS: job names must be non-empty strings of at most 100 characters, not {name!r}."
         )
+        return None, [
+            DefinitionError(
+                message, "django_dbq.E002", "Rename the job: a short string such as 'send_report'."
+            )
+        ]
     if name.startswith(DJANGO_TASK_PREFIX):
-        raise DefinitionError(
-            f"JOBS: the prefix {DJANGO_TASK_PREFIX!r} is reserved for Django Tasks ({name!r}).",
-            "django_dbq.E002",
-            "Rename the job so that it does not start with that prefix.",
+        message = (
+            f"JOBS: the prefix {DJANGO_TASK_PREFIX!r} is reserved for Django Tasks ({name!r})."
         )
+        return None, [
+            DefinitionError(
+                message,
+                "django_dbq.E002",
+                "Rename the job so that it does not start with that prefix.",
+            )
+        ]
+    problems = _EntryProblems(name)
     options = {"tasks": raw} if isinstance(raw, list | tuple) else raw
     if not isinstance(options, dict):
-        raise DefinitionError(
-            f"JOBS[{name!r}] must be a list of task paths or a dict, not {type(raw).__name__}.",
+        problems.add(
+            f" must be a list of task paths or a dict, not {type(raw).__name__}.",
             "django_dbq.E002",
             'Use ["app.jobs.step"] or {"tasks": ["app.jobs.step"], ...}.',
         )
+        return None, problems.found
     unknown = sorted(set(options) - KNOWN_KEYS)
     if unknown:
-        raise DefinitionError(
-            f"JOBS[{name!r}] has unknown key(s): {', '.join(map(repr, unknown))}.",
+        problems.add(
+            f" has unknown key(s): {', '.join(map(repr, unknown))}.",
             "django_dbq.E004",
             f"Known keys: {', '.join(sorted(KNOWN_KEYS))}.",
         )
     tasks = options.get("tasks")
     if not isinstance(tasks, list | tuple) or not tasks:
-        raise DefinitionError(
-            f"JOBS[{name!r}] needs a non-empty list of tasks.",
+        problems.add(
+            " needs a non-empty list of tasks.",
             "django_dbq.E002",
             'Add "tasks": ["app.jobs.step"].',
         )
-    tasks = tuple(_check_path(task, "each task", name) for task in tasks)
+        tasks = ()
+    tasks = tuple(problems.path(task, "each task") for task in tasks)
     if len(set(tasks)) != len(tasks):
-        raise DefinitionError(
-            f"JOBS[{name!r}] lists the same task twice; steps are identified by their path.",
+        problems.add(
+            " lists the same task twice; steps are identified by their path.",
             "django_dbq.E002",
             "Wrap the function under a second name for the second step.",
         )
-    hooks = {key: _check_path(options[key], key, name) for key in HOOK_KEYS if options.get(key)}
+    hooks = {key: problems.path(options[key], key) for key in HOOK_KEYS if options.get(key)}
     step_timeouts = options.get("step_timeouts", {})
     if not isinstance(step_timeouts, dict) or set(step_timeouts) - set(tasks):
-        raise DefinitionError(
-            f"JOBS[{name!r}]: step_timeouts must map some of the job's task paths to seconds,"
+        problems.add(
+            f": step_timeouts must map some of the job's task paths to seconds,"
             f" not {step_timeouts!r}.",
             "django_dbq.E005",
             'e.g. "step_timeouts": {"app.jobs.slow_step": 300}',
         )
-    for path in step_timeouts:
-        _number(step_timeouts, path, None, name, zero=False)
+        step_timeouts = {}
+    step_timeouts = {
+        path: problems.number(step_timeouts, path, None, zero=False) for path in step_timeouts
+    }
     backoff = options.get("retry_backoff", conf.get("DBQ_RETRY_BACKOFF"))
     if backoff not in ("exponential", "fixed"):
-        raise DefinitionError(
-            f"JOBS[{name!r}]: retry_backoff must be 'exponential' or 'fixed', not {backoff!r}.",
+        problems.add(
+            f": retry_backoff must be 'exponential' or 'fixed', not {backoff!r}.",
             "django_dbq.E005",
             "Set retry_backoff to 'exponential' (the default) or 'fixed'.",
         )
-    return JobDefinition(
+    definition = JobDefinition(
         name=name,
         tasks=tasks,
-        max_attempts=_number(
-            options, "max_attempts", conf.get("DBQ_MAX_ATTEMPTS"), name, integer=True, zero=False
+        max_attempts=problems.number(
+            options, "max_attempts", conf.get("DBQ_MAX_ATTEMPTS"), integer=True, zero=False
         ),
         retry_backoff=backoff,
-        retry_delay=_number(options, "retry_delay", conf.get("DBQ_RETRY_DELAY"), name),
-        retry_delay_max=_number(options, "retry_delay_max", conf.get("DBQ_RETRY_DELAY_MAX"), name),
-        timeout=_number(options, "timeout", None, name, zero=False),
+        retry_delay=problems.number(options, "retry_delay", conf.get("DBQ_RETRY_DELAY")),
+        retry_delay_max=problems.number(
+            options, "retry_delay_max", conf.get("DBQ_RETRY_DELAY_MAX")
+        ),
+        timeout=problems.number(options, "timeout", None, zero=False),
         step_timeouts=tuple((path, seconds) for path, seconds in step_timeouts.items() if seconds),
         **hooks,
     )
+    return (None if problems.fatal else definition), problems.found
+
+
+def parse_definition(name: Any, raw: Any) -> JobDefinition:
+    """Validate one ``JOBS`` entry and return its definition.
+
+    Raises the entry's first fatal :class:`DefinitionError`; malformed paths are not
+    fatal (see :class:`_EntryProblems`): :func:`inspect_definition` lists them.
+    """
+    definition, problems = inspect_definition(name, raw)
+    if definition is None:
+        raise next(problem for problem in problems if problem.fatal)
+    return definition
 
 
 def parse_jobs(raw: Any) -> tuple[dict[str, JobDefinition], list[DefinitionError]]:
-    """Parse a whole ``JOBS`` setting; returns the good definitions and every problem found."""
+    """Parse a whole ``JOBS`` setting: the usable definitions, and every problem found."""
     if not isinstance(raw, dict):
         return {}, [
             DefinitionError(
@@ -215,27 +273,42 @@ def parse_jobs(raw: Any) -> tuple[dict[str, JobDefinition], list[DefinitionError
     definitions, problems = {}, []
     for name, options in raw.items():
         try:
-            definitions[name] = parse_definition(name, options)
-        except DefinitionError as error:
-            problems.append(error)
+            definition, found = inspect_definition(name, options)
         except ImproperlyConfigured as error:
             # An invalid global default (DBQ_MAX_ATTEMPTS...) this entry relies on.
-            problems.append(
-                DefinitionError(
-                    f"JOBS[{name!r}]: {error}",
-                    "django_dbq.E008",
-                    "Fix the DBQ_* setting, or set the value in the job's definition.",
-                )
+            definition, found = (
+                None,
+                [
+                    DefinitionError(
+                        f"JOBS[{name!r}]: {error}",
+                        "django_dbq.E008",
+                        "Fix the DBQ_* setting, or set the value in the job's definition.",
+                    )
+                ],
             )
+        problems.extend(found)
+        if definition is not None:
+            definitions[name] = definition
     return definitions, problems
 
 
 @functools.cache
-def _parsed() -> dict[str, JobDefinition]:
-    definitions, problems = parse_jobs(conf.jobs_setting())
-    if problems:
-        raise problems[0]
-    return definitions
+def _parsed() -> tuple[dict[str, JobDefinition], dict[str, DefinitionError]]:
+    """The usable definitions, and for each unusable entry the problem that stops it.
+
+    One broken entry stops only its own jobs: the others can still be created and run
+    (the system checks refuse to start a worker while any entry is broken).
+    """
+    raw = conf.jobs_setting()
+    definitions, problems = parse_jobs(raw)
+    if not isinstance(raw, dict):
+        return {}, {"": problems[0]}
+    broken = {}
+    for name in raw:
+        if name not in definitions:
+            entry = parse_jobs({name: raw[name]})[1]
+            broken[name] = next(problem for problem in entry if problem.fatal)
+    return definitions, broken
 
 
 @receiver(setting_changed)
@@ -245,8 +318,14 @@ def _forget_parsed_jobs(*, setting: str, **kwargs: Any) -> None:
 
 
 def get_definitions() -> dict[str, JobDefinition]:
-    """All job definitions from ``JOBS`` (raises ``ImproperlyConfigured`` if it is invalid)."""
-    return _parsed()
+    """The usable job definitions of ``JOBS`` (the checks report the unusable ones)."""
+    return _parsed()[0]
+
+
+def defined_job_names() -> set[str]:
+    """Every job name ``JOBS`` defines, usable or not."""
+    raw = conf.jobs_setting()
+    return set(raw) if isinstance(raw, dict) else set()
 
 
 # Resolves Django Task job names; django_dbq.tasks_backend registers it when it loads.
@@ -272,7 +351,12 @@ def get_definition(name: str) -> JobDefinition:
                 "in TASKS."
             )
         return _task_resolver(name)
+    definitions, broken = _parsed()
+    if "" in broken:
+        raise broken[""]  # JOBS itself is not a dict
+    if name in broken:
+        raise broken[name]
     try:
-        return _parsed()[name]
+        return definitions[name]
     except KeyError:
         raise UnknownJob(f"No job named {name!r} in the JOBS setting.") from None

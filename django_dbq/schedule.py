@@ -30,7 +30,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
 from . import conf
-from .definitions import DefinitionError, get_definitions
+from .definitions import DefinitionError, defined_job_names
 from .exceptions import DuplicateJob
 
 logger = logging.getLogger(__name__)
@@ -115,10 +115,7 @@ def parse_schedule(raw: Any) -> tuple[list[ScheduleEntry], list[DefinitionError]
             )
         ]
     entries, problems = [], []
-    try:
-        jobs = get_definitions()
-    except DefinitionError:
-        jobs = None  # reported by the JOBS checks
+    jobs = defined_job_names()  # a broken entry is the JOBS checks' to report
     for name, options in raw.items():
         if not isinstance(name, str) or not name or len(name) > 100:
             problems.append(
@@ -146,7 +143,7 @@ def parse_schedule(raw: Any) -> tuple[list[ScheduleEntry], list[DefinitionError]
                 _problem(name, f"{cron!r} is not a valid cron expression.", "e.g. '*/5 * * * *'")
             )
             continue
-        if jobs is not None and options.get("job") not in jobs:
+        if options.get("job") not in jobs:
             problems.append(
                 _problem(
                     name,

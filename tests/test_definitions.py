@@ -68,9 +68,7 @@ def test_dict_form_with_retry_and_timeout_options():
         ("job", {"tasks": []}, "django_dbq.E002"),
         ("job", {"failure_hook": "a.b"}, "django_dbq.E002"),
         ("job", ["a.b", "a.b"], "django_dbq.E002"),
-        ("job", ["nodots"], "django_dbq.E003"),
         ("job", [None], "django_dbq.E003"),
-        ("job", [" a.b"], "django_dbq.E003"),
         ("job", {"tasks": ["a.b"], "failure_hook": 3}, "django_dbq.E003"),
         ("job", {"tasks": ["a.b"], "retries": 3}, "django_dbq.E004"),
         ("job", {"tasks": ["a.b"], "max_attempts": 0}, "django_dbq.E005"),
@@ -94,7 +92,30 @@ def test_malformed_entries_are_reported_with_a_check_id_and_hint(name, raw, chec
 def test_parse_jobs_collects_every_problem_and_keeps_the_good_entries():
     definitions, problems = parse_jobs({"good": ["a.b"], "bad": [], "worse": {"x": 1}})
     assert list(definitions) == ["good"]
-    assert len(problems) == 2
+    # "worse": an unknown key and no tasks, both reported
+    assert [problem.check_id for problem in problems] == [
+        "django_dbq.E002",
+        "django_dbq.E004",
+        "django_dbq.E002",
+    ]
+
+
+def test_every_problem_of_one_entry_is_reported():
+    raw = {"tasks": ["a.b"], "max_attempts": 0, "timeout": "5", "failure_hook": "nodots"}
+    problems = parse_jobs({"job": raw})[1]
+    assert sorted(problem.check_id for problem in problems) == [
+        "django_dbq.E003",
+        "django_dbq.E005",
+        "django_dbq.E005",
+    ]
+
+
+def test_a_malformed_task_path_is_reported_but_the_job_can_be_created():
+    """django-db-queue 3.x test suites create jobs whose tasks are placeholders."""
+    with override_settings(JOBS={"testjob": {"tasks": ["a"]}}):
+        definition = parse_definition("testjob", {"tasks": ["a"]})
+        assert definition.tasks == ("a",)
+        assert [p.check_id for p in parse_jobs({"testjob": ["a"]})[1]] == ["django_dbq.E003"]
     assert parse_jobs(["a.b"])[1][0].check_id == "django_dbq.E001"
 
 
@@ -194,15 +215,17 @@ def test_a_pre_task_hook_that_raises_fails_the_job_and_the_next_job_still_runs()
 
 @pytest.mark.django_db
 @override_settings(JOBS=HOOKED_BADLY)
-def test_a_post_task_hook_that_raises_fails_the_job_at_the_last_checkpoint():
+def test_a_post_task_hook_that_raises_is_logged_and_the_job_keeps_its_outcome(caplog):
+    """As in django-db-queue 3.x: the hook's error does not fail the step."""
     from tests.helpers import run_steps
 
     job = Job.objects.create(name="bad_post")
     run_steps()
     job.refresh_from_db()
-    assert job.state == "FAILED" and job.next_task == "tests.jobs.step_two"
-    assert job.workspace == {"one": 1}  # step two's changes were not saved
-    assert job.errors[0]["step"] == "tests.jobs.step_two"
+    assert job.state == "COMPLETE" and job.next_task == ""
+    assert job.workspace == {"one": 1, "two": 2}  # step two's changes were saved
+    assert job.errors == []
+    assert f"Job id={job.pk} post_task_hook failed" in caplog.text
 
 
 @pytest.mark.django_db

@@ -11,7 +11,9 @@ import signal
 from pathlib import Path
 
 import pytest
+from django.test import override_settings
 
+from django_dbq.checks import check_jobs, check_settings
 from django_dbq.models import Job
 from django_dbq.worker import Worker
 from tests.conftest import wait_for
@@ -122,3 +124,29 @@ def test_sigquit_stops_a_worker_gracefully_as_in_django_db_queue_3(start_worker)
     assert worker.wait() == 0
     job.refresh_from_db()
     assert (job.state, job.next_task) == ("READY", "tests.jobs.record_b")
+
+
+def test_jobs_with_placeholder_task_paths_can_be_created_and_fail_clearly_when_run():
+    """3.x users' own test suites override JOBS with placeholder task names."""
+    with override_settings(JOBS={"testjob": {"tasks": ["a"]}}):
+        job = Job.objects.create(name="testjob")
+        assert job.next_task == "a"
+        assert list(Job.objects.to_process("default")) == [job]
+        Worker("default")._process_job()
+    job.refresh_from_db()
+    assert job.state == "FAILED"
+    assert "'a'" in job.error
+
+
+def test_the_checks_report_every_problem_in_one_run():
+    jobs = {
+        "job": {"tasks": ["a.b"], "max_attempts": 0, "timeout": "5"},
+        "other": {"tasks": []},
+    }
+    schedule = {"nightly": {"job": "missing", "cron": "0 3 * * *"}}
+    with override_settings(JOBS=jobs, DBQ_SCHEDULE=schedule):
+        errors = check_jobs() + check_settings()
+    messages = "\n".join(error.msg for error in errors)
+    assert "max_attempts" in messages and "timeout" in messages
+    assert "JOBS['other'] needs a non-empty list of tasks" in messages
+    assert "DBQ_SCHEDULE['nightly']" in messages
