@@ -119,7 +119,7 @@ def test_non_json_return_value_fails_the_task(start_worker):
     drain(start_worker)
     result.refresh()
     assert result.status == TaskResultStatus.FAILED
-    assert result.errors[0].exception_class_path.endswith(".InvalidReturnValue")
+    assert result.errors[0].exception_class_path == "builtins.TypeError"
     assert "not JSON" in result.errors[0].traceback
 
 

@@ -11,14 +11,13 @@ Importing this package hands ``get_definition`` the resolver for task job names
 from ..definitions import register_task_resolver
 from .backend import DatabaseBackend, DatabaseTask
 from .registry import NotATask, UnregisteredTask
-from .running import InvalidReturnValue, WorkerLost, task_definition
+from .running import WorkerLost, task_definition
 
 register_task_resolver(task_definition)
 
 __all__ = [
     "DatabaseBackend",
     "DatabaseTask",
-    "InvalidReturnValue",
     "NotATask",
     "UnregisteredTask",
     "WorkerLost",

@@ -22,7 +22,7 @@ from django.dispatch import receiver
 
 from .. import signals as dbq_signals
 from ..definitions import DJANGO_TASK_PREFIX, JobDefinition
-from ..exceptions import FailPermanently, StepTimeout
+from ..exceptions import StepTimeout
 from . import registry
 from .compat import (
     InvalidTask,
@@ -54,10 +54,6 @@ STATUSES = {
 }
 # Job states in which ``worker_id`` names the worker of the latest attempt.
 HELD_OR_DONE = ("PROCESSING", "STOPPING", "COMPLETE")
-
-
-class InvalidReturnValue(FailPermanently):
-    """The task returned something that is not JSON; the task is failed, not retried."""
 
 
 class WorkerLost(Exception):
@@ -147,7 +143,8 @@ def run_task(job: Job, step: str, async_timeout: float | None = None) -> None:
     try:
         workspace["return_value"] = json_value(value)
     except (TypeError, ValueError) as error:
-        raise InvalidReturnValue(
+        # A TypeError, as Django's ImmediateBackend records it: code checks for that class.
+        raise TypeError(
             f"{step} returned a {type(value).__name__}, which is not JSON: {error}"
         ) from None
 
