@@ -101,7 +101,8 @@ def load(path: str) -> Callable:
     try:
         return import_string(path)
     except ImportError as error:
-        raise ImportError(f"task or hook path {path!r} cannot be imported: {error}") from error
+        message = f"task or hook path {path!r} cannot be imported: {error}"
+        raise type(error)(message, name=error.name, path=error.path) from error
 
 
 def is_dotted_path(value: str) -> bool:

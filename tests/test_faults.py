@@ -231,7 +231,6 @@ def user_code_jobs(settings):
     ("name", "error_type", "message"),
     [
         ("pre_hook_raises", "RuntimeError", "user code exploded"),
-        ("post_hook_raises", "RuntimeError", "user code exploded"),
         ("failure_hook_raises", "ValueError", "The failure hook raised RuntimeError"),
         ("missing_function", "ImportError", "no_such_function"),
         ("missing_module", "ModuleNotFoundError", "tests.no_such_module"),
