@@ -115,7 +115,9 @@ def existing_duplicate(model: type[models.Model], using: str, keyed: list):
     """A stored job that one of ``keyed`` collides with, or None."""
     wanted = {(job.name, job.unique_key) for job in keyed}
     keys = sorted({key for _, key in wanted})
-    jobs = model._default_manager.using(using).order_by("created")
+    jobs = model._default_manager.using(using)  # a JobQuerySet
+    # Only a waiting or running job holds its key; finished ones keep theirs on the row.
+    jobs = jobs.filter(state__in=jobs.HOLDING_KEY).order_by("created")
     # In slices: SQLite limits the parameters of one statement.
     for start in range(0, len(keys), 500):
         for job in jobs.filter(unique_key__in=keys[start : start + 500]):

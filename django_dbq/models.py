@@ -8,6 +8,7 @@ import json
 import logging
 import math
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from django.db import IntegrityError, connections, models, router, transaction
@@ -72,6 +73,8 @@ class JobQuerySet(models.QuerySet):
     RUNNABLE = ("NEW", "READY")
     ACTIVE = ("PROCESSING", "STOPPING")
     FINISHED = ("COMPLETE", "FAILED", "CANCELLED")
+    # The states in which a job holds its unique key (see migration 0009).
+    HOLDING_KEY = (*RUNNABLE, *ACTIVE)
 
     def runnable(self, now: datetime.datetime | None = None) -> JobQuerySet:
         """Jobs waiting to run whose ``run_after`` has come (compared with ``now`` from Python)."""
@@ -193,8 +196,8 @@ class Job(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     cancel_requested = models.BooleanField(default=False)
-    # Set while the job waits or runs, cleared when it finishes (see "Unique jobs").
-    # NULL, not "": rows without a key never collide in the unique constraint.
+    # Kept for good, but held only while the job waits or runs: migration 0009's unique
+    # index covers those rows alone (see "Unique jobs"). NULL, not "": never a duplicate.
     unique_key = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
     error = models.TextField(blank=True)
     errors = models.JSONField(default=list, blank=True)
@@ -203,9 +206,9 @@ class Job(models.Model):
 
     class Meta:
         ordering = ["-priority", "created"]
-        constraints = [
-            models.UniqueConstraint(fields=["name", "unique_key"], name="dbq_job_unique_key")
-        ]
+        # No constraints Django knows of: (name, unique_key) is unique among waiting and
+        # running rows through raw SQL per database (migration 0009), since MariaDB/MySQL
+        # have no partial unique constraint.
 
     def __str__(self) -> str:
         return f"{self.name} {self.id} ({self.state})"
@@ -221,20 +224,9 @@ class Job(models.Model):
         signals.job_created.send(sender=Job, job=self)
 
     def _insert_unique(self, *args: Any, **kwargs: Any) -> None:
-        # A savepoint keeps the caller's transaction usable after a duplicate.
         using = kwargs.get("using") or router.db_for_write(Job, instance=self)
-        try:
-            with transaction.atomic(using=using):
-                super().save(*args, **kwargs)
-        except IntegrityError:
-            existing = (
-                Job.objects.using(using).filter(name=self.name, unique_key=self.unique_key).first()
-            )
-            raise DuplicateJob(
-                f"A {self.name!r} job with unique key {self.unique_key!r} is already waiting or "
-                f"running{f' (job {existing.pk})' if existing else ''}.",
-                existing_job=existing,
-            ) from None
+        with _duplicate_job_raised(self, using):
+            super().save(*args, **kwargs)
 
     @property
     def definition(self):
@@ -278,7 +270,7 @@ class Job(models.Model):
         now = timezone.now()
         jobs = Job.objects.filter(pk=self.pk)
         if jobs.filter(state__in=JobQuerySet.RUNNABLE).update(
-            state=self.STATES.CANCELLED, finished_at=now, modified=now, unique_key=None
+            state=self.STATES.CANCELLED, finished_at=now, modified=now
         ):
             self.refresh_from_db()
             signals.job_cancelled.send(sender=Job, job=self)
@@ -307,16 +299,18 @@ class Job(models.Model):
         if step not in tasks:
             raise ValueError(f"{step!r} is not a step of {self.name!r}; steps are {list(tasks)}.")
         now = timezone.now()
-        updated = Job.objects.filter(pk=self.pk, state__in=("FAILED", "CANCELLED")).update(
-            state=self.STATES.READY,
-            next_task=step,
-            attempts=0,
-            max_attempts=self.definition.max_attempts,
-            run_after=None,
-            cancel_requested=False,
-            finished_at=None,
-            modified=now,
-        )
+        # READY, the job holds its unique key again: another job may have taken it.
+        with _duplicate_job_raised(self, router.db_for_write(Job)):
+            updated = Job.objects.filter(pk=self.pk, state__in=("FAILED", "CANCELLED")).update(
+                state=self.STATES.READY,
+                next_task=step,
+                attempts=0,
+                max_attempts=self.definition.max_attempts,
+                run_after=None,
+                cancel_requested=False,
+                finished_at=None,
+                modified=now,
+            )
         if not updated:
             raise ValueError(f"Only FAILED or CANCELLED jobs can be retried; {self} is not.")
         self.refresh_from_db()
@@ -355,6 +349,30 @@ class Job(models.Model):
             for name, value in values.items():
                 setattr(self, name, value)
         return applied
+
+
+@contextlib.contextmanager
+def _duplicate_job_raised(job: Job, using: str) -> Iterator[None]:
+    """Write ``job`` in a savepoint; a unique-key conflict raises :class:`DuplicateJob`.
+
+    The savepoint keeps the caller's transaction usable after a duplicate. The job
+    reported is the waiting or running one holding the key (finished jobs keep theirs).
+    """
+    try:
+        with transaction.atomic(using=using):
+            yield
+    except IntegrityError:
+        existing = (
+            Job.objects.using(using)
+            .filter(name=job.name, unique_key=job.unique_key, state__in=JobQuerySet.HOLDING_KEY)
+            .exclude(pk=job.pk)
+            .first()
+        )
+        raise DuplicateJob(
+            f"A {job.name!r} job with unique key {job.unique_key!r} is already waiting or "
+            f"running{f' (job {existing.pk})' if existing else ''}.",
+            existing_job=existing,
+        ) from None
 
 
 class Schedule(models.Model):
