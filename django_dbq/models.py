@@ -22,6 +22,21 @@ from .exceptions import DuplicateJob, InvalidWorkspace
 logger = logging.getLogger(__name__)
 
 DEFAULT_DELETE_JOBS_AFTER_HOURS = 24
+# The range of Job.priority's column (a SMALLINT on every supported database).
+PRIORITY_RANGE = (-32768, 32767)
+
+
+def _check_placement(job: Job) -> None:
+    """Refuse a queue name no worker can serve and a priority the column cannot hold."""
+    if not conf.is_queue_name(job.queue_name):
+        raise ValueError(
+            f"queue_name must be a non-empty string of at most {conf.QUEUE_NAME_MAX_LENGTH} "
+            f"characters, not {job.queue_name!r}."
+        )
+    low, high = PRIORITY_RANGE
+    priority = job.priority
+    if isinstance(priority, bool) or not isinstance(priority, int) or not low <= priority <= high:
+        raise ValueError(f"priority must be a whole number from {low} to {high}, not {priority!r}.")
 
 
 def _check_workspace(workspace: Any) -> dict:
@@ -233,12 +248,18 @@ class Job(models.Model):
         return get_definition(self.name)
 
     def prepare_for_insert(self) -> None:
-        """Fill in what a new job needs: first task, workspace, attempts, creation hook."""
+        """Fill in what a new job needs: first task, workspace, attempts, creation hook.
+
+        Raises ``ValueError`` (before anything is written) for a ``queue_name`` that is not
+        a non-empty string of at most 100 characters, a ``priority`` that is not an int
+        from -32768 to 32767, or an invalid ``unique_key``.
+        """
         definition = get_definition(self.name)
         if self.unique_key is not None and (
             not isinstance(self.unique_key, str) or not 0 < len(self.unique_key) <= 200
         ):
             raise ValueError("unique_key must be a string of 1 to 200 characters or None.")
+        _check_placement(self)
         self.next_task = definition.next_task_after(None)
         self.workspace = _check_workspace(self.workspace)
         self.max_attempts = definition.max_attempts
@@ -246,6 +267,7 @@ class Job(models.Model):
         if hook is not None:
             hook(self)
             self.workspace = _check_workspace(self.workspace)
+            _check_placement(self)  # as the hook left them
 
     def update_next_task(self) -> None:
         """Advance ``next_task`` to the following step (``""`` after the last)."""

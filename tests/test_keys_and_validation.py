@@ -201,6 +201,26 @@ def test_a_priority_out_of_the_columns_range_is_refused_and_nothing_written(inse
     assert not Job.objects.exists()
 
 
+def move_to_an_unservable_queue(job):
+    job.queue_name = ""
+
+
+@override_settings(
+    JOBS={
+        "moved": {
+            "tasks": ["tests.jobs.noop"],
+            "creation_hook": "tests.test_keys_and_validation.move_to_an_unservable_queue",
+        }
+    }
+)
+def test_what_a_creation_hook_leaves_is_checked_too():
+    with pytest.raises(ValueError, match="queue_name"):
+        Job.objects.create(name="moved")
+    with pytest.raises(ValueError, match="queue_name"):
+        Job.objects.bulk_create([Job(name="moved")])
+    assert not Job.objects.exists()
+
+
 def test_the_edges_of_the_valid_ranges_are_stored():
     Job.objects.create(name="noop", queue_name="q" * 100, priority=32767)
     Job.objects.bulk_create([Job(name="noop", queue_name="q", priority=-32768)])
