@@ -13,7 +13,8 @@ from django.utils import timezone
 
 from django_dbq.exceptions import DuplicateJob
 from django_dbq.management.commands.worker import Worker
-from django_dbq.models import Job
+from django_dbq.models import Job, Schedule
+from django_dbq.schedule import Scheduler
 from tests.helpers import run_steps
 from tests.test_upgrade import manage, ok, scratch_database, shell  # noqa: F401 - a fixture
 
@@ -107,6 +108,27 @@ def test_the_database_refuses_two_waiting_rows_but_not_two_finished_ones():
     with pytest.raises(IntegrityError), transaction.atomic():
         Job.objects.filter(pk=two.pk).update(state="PROCESSING")
     assert Job.objects.get(pk=two.pk).state == "COMPLETE"
+
+
+@override_settings(
+    DBQ_SCHEDULE={"single": {"job": "failing", "cron": "* * * * *", "unique_key": "one"}}
+)
+def test_a_keyed_schedule_skips_ticks_while_its_job_runs_and_not_once_it_failed():
+    last_hour = timezone.now() - datetime.timedelta(hours=1)
+    Schedule.objects.create(name="single", last_tick=last_hour)
+    assert Scheduler().enqueue_due() == 1
+    Job.objects.update(state="PROCESSING")
+    Schedule.objects.update(last_tick=last_hour)
+    assert Scheduler().enqueue_due() == 0  # the run holds the key
+    Job.objects.update(state="READY")
+    run_steps()
+    assert Job.objects.get().state == "FAILED"
+    Schedule.objects.update(last_tick=last_hour)
+    assert Scheduler().enqueue_due() == 1  # the failed run keeps its key but holds it no more
+    assert sorted(Job.objects.values_list("state", "unique_key")) == [
+        ("FAILED", "one"),
+        ("NEW", "one"),
+    ]
 
 
 # -- exact comparison of queue names and keys ------------------------------------
