@@ -1,8 +1,9 @@
 """Bulk enqueue: rows written without the ORM's per-value compiler work, unique keys checked first.
 
 PostgreSQL (psycopg 3) streams the rows with ``COPY``; MariaDB/MySQL and SQLite get
-one ``executemany`` (multi-row ``INSERT`` statements on MySQL), with each distinct
-value prepared once.
+one ``executemany`` (multi-row ``INSERT`` statements on MySQL). On every path each
+value goes through its field's preparation, as ``Model.save`` sends it, once per
+distinct value.
 """
 
 from __future__ import annotations

@@ -72,6 +72,12 @@ def _mysql_binary_collation(cursor) -> tuple[str, str]:
 
 def _mysql_forwards(schema_editor) -> None:
     with schema_editor.connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT 1 FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND "
+            "TABLE_NAME = 'django_dbq_job' AND COLUMN_NAME = 'dbq_active_key'"
+        )
+        if cursor.fetchone():
+            return  # a run stopped after the ALTER below (one statement: all of it or none)
         charset, collation = _mysql_binary_collation(cursor)
     exact = f"CHARACTER SET {charset} COLLATE {collation}"
     changes = [f"MODIFY {column} {kind} {exact} {null}" for column, kind, null in MYSQL_COLUMNS]
