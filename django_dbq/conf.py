@@ -56,6 +56,15 @@ def require_whole_number(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be a whole number of at least 1, not {value!r}.")
 
 
+# Job.queue_name's column holds up to this many characters.
+QUEUE_NAME_MAX_LENGTH = 100
+
+
+def is_queue_name(value: Any) -> bool:
+    """A queue name a worker can serve: a non-empty ``str`` that fits the column."""
+    return isinstance(value, str) and 0 < len(value) <= QUEUE_NAME_MAX_LENGTH
+
+
 def get(name: str) -> Any:
     """Return a setting's value, validated, falling back to its default."""
     value = getattr(django_settings, name, DEFAULTS[name])

@@ -70,13 +70,12 @@ RELEASED = {"state": "READY", "lease_token": None, "lease_expires_at": None, "wo
 
 
 def finished(state: str) -> dict[str, Any]:
-    """The values that end a job: its final state, and its claim and unique key let go."""
+    """The values that end a job: its final state, its claim let go (and so its unique key)."""
     return {
         "state": state,
         "finished_at": timezone.now(),
         "lease_token": None,
         "lease_expires_at": None,
-        "unique_key": None,
     }
 
 

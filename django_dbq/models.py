@@ -8,6 +8,7 @@ import json
 import logging
 import math
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from django.db import IntegrityError, connections, models, router, transaction
@@ -21,6 +22,21 @@ from .exceptions import DuplicateJob, InvalidWorkspace, JobLost
 logger = logging.getLogger(__name__)
 
 DEFAULT_DELETE_JOBS_AFTER_HOURS = 24
+# The range of Job.priority's column (a SMALLINT on every supported database).
+PRIORITY_RANGE = (-32768, 32767)
+
+
+def _check_placement(job: Job) -> None:
+    """Refuse a queue name no worker can serve and a priority the column cannot hold."""
+    if not conf.is_queue_name(job.queue_name):
+        raise ValueError(
+            f"queue_name must be a non-empty string of at most {conf.QUEUE_NAME_MAX_LENGTH} "
+            f"characters, not {job.queue_name!r}."
+        )
+    low, high = PRIORITY_RANGE
+    priority = job.priority
+    if isinstance(priority, bool) or not isinstance(priority, int) or not low <= priority <= high:
+        raise ValueError(f"priority must be a whole number from {low} to {high}, not {priority!r}.")
 
 
 def _check_workspace(workspace: Any) -> dict:
@@ -72,6 +88,8 @@ class JobQuerySet(models.QuerySet):
     RUNNABLE = ("NEW", "READY")
     ACTIVE = ("PROCESSING", "STOPPING")
     FINISHED = ("COMPLETE", "FAILED", "CANCELLED")
+    # The states in which a job holds its unique key (see migration 0009).
+    HOLDING_KEY = (*RUNNABLE, *ACTIVE)
 
     def runnable(self, now: datetime.datetime | None = None) -> JobQuerySet:
         """Jobs waiting to run whose ``run_after`` has come (compared with ``now`` from Python)."""
@@ -193,8 +211,8 @@ class Job(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     cancel_requested = models.BooleanField(default=False)
-    # Set while the job waits or runs, cleared when it finishes (see "Unique jobs").
-    # NULL, not "": rows without a key never collide in the unique constraint.
+    # Kept for good, but held only while the job waits or runs: migration 0009's unique
+    # index covers those rows alone (see "Unique jobs"). NULL, not "": never a duplicate.
     unique_key = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
     error = models.TextField(blank=True)
     errors = models.JSONField(default=list, blank=True)
@@ -211,9 +229,9 @@ class Job(models.Model):
 
     class Meta:
         ordering = ["-priority", "created"]
-        constraints = [
-            models.UniqueConstraint(fields=["name", "unique_key"], name="dbq_job_unique_key")
-        ]
+        # No constraints Django knows of: (name, unique_key) is unique among waiting and
+        # running rows through raw SQL per database (migration 0009), since MariaDB/MySQL
+        # have no partial unique constraint.
 
     def __str__(self) -> str:
         return f"{self.name} {self.id} ({self.state})"
@@ -256,32 +274,27 @@ class Job(models.Model):
             raise JobLost(f"Job {self.pk} is no longer held by this worker; nothing was saved.")
 
     def _insert_unique(self, *args: Any, **kwargs: Any) -> None:
-        # A savepoint keeps the caller's transaction usable after a duplicate.
         using = kwargs.get("using") or router.db_for_write(Job, instance=self)
-        try:
-            with transaction.atomic(using=using):
-                super().save(*args, **kwargs)
-        except IntegrityError:
-            existing = (
-                Job.objects.using(using).filter(name=self.name, unique_key=self.unique_key).first()
-            )
-            raise DuplicateJob(
-                f"A {self.name!r} job with unique key {self.unique_key!r} is already waiting or "
-                f"running{f' (job {existing.pk})' if existing else ''}.",
-                existing_job=existing,
-            ) from None
+        with _duplicate_job_raised(self, using):
+            super().save(*args, **kwargs)
 
     @property
     def definition(self):
         return get_definition(self.name)
 
     def prepare_for_insert(self) -> None:
-        """Fill in what a new job needs: first task, workspace, attempts, creation hook."""
+        """Fill in what a new job needs: first task, workspace, attempts, creation hook.
+
+        Raises ``ValueError`` (before anything is written) for a ``queue_name`` that is not
+        a non-empty string of at most 100 characters, a ``priority`` that is not an int
+        from -32768 to 32767, or an invalid ``unique_key``.
+        """
         definition = get_definition(self.name)
         if self.unique_key is not None and (
             not isinstance(self.unique_key, str) or not 0 < len(self.unique_key) <= 200
         ):
             raise ValueError("unique_key must be a string of 1 to 200 characters or None.")
+        _check_placement(self)
         self.next_task = definition.next_task_after(None)
         self.workspace = _check_workspace(self.workspace)
         self.max_attempts = definition.max_attempts
@@ -289,6 +302,7 @@ class Job(models.Model):
         if hook is not None:
             hook(self)
             self.workspace = _check_workspace(self.workspace)
+            _check_placement(self)  # as the hook left them
 
     def update_next_task(self) -> None:
         """Advance ``next_task`` to the following step (``""`` after the last)."""
@@ -320,12 +334,12 @@ class Job(models.Model):
         ).update(
             cancel_requested=Case(When(waiting, then=Value(False)), default=Value(True)),
             finished_at=Case(When(waiting, then=Value(now)), default=F("finished_at")),
-            unique_key=Case(When(waiting, then=Value(None)), default=F("unique_key")),
             modified=now,
             state=Case(When(waiting, then=Value(self.STATES.CANCELLED)), default=F("state")),
         )
         self.refresh_from_db()
-        if updated and self.state == self.STATES.CANCELLED:
+        # Cancelled here (not by its worker since): the row carries this call's timestamp.
+        if updated and self.state == self.STATES.CANCELLED and self.finished_at == now:
             signals.job_cancelled.send(sender=Job, job=self)
         return bool(updated)
 
@@ -347,16 +361,18 @@ class Job(models.Model):
         if step not in tasks:
             raise ValueError(f"{step!r} is not a step of {self.name!r}; steps are {list(tasks)}.")
         now = timezone.now()
-        updated = Job.objects.filter(pk=self.pk, state__in=("FAILED", "CANCELLED")).update(
-            state=self.STATES.READY,
-            next_task=step,
-            attempts=0,
-            max_attempts=self.definition.max_attempts,
-            run_after=None,
-            cancel_requested=False,
-            finished_at=None,
-            modified=now,
-        )
+        # READY, the job holds its unique key again: another job may have taken it.
+        with _duplicate_job_raised(self, router.db_for_write(Job)):
+            updated = Job.objects.filter(pk=self.pk, state__in=("FAILED", "CANCELLED")).update(
+                state=self.STATES.READY,
+                next_task=step,
+                attempts=0,
+                max_attempts=self.definition.max_attempts,
+                run_after=None,
+                cancel_requested=False,
+                finished_at=None,
+                modified=now,
+            )
         if not updated:
             raise ValueError(f"Only FAILED or CANCELLED jobs can be retried; {self} is not.")
         self.refresh_from_db()
@@ -398,6 +414,30 @@ class Job(models.Model):
             for name, value in values.items():
                 setattr(self, name, value)
         return applied
+
+
+@contextlib.contextmanager
+def _duplicate_job_raised(job: Job, using: str) -> Iterator[None]:
+    """Write ``job`` in a savepoint; a unique-key conflict raises :class:`DuplicateJob`.
+
+    The savepoint keeps the caller's transaction usable after a duplicate. The job
+    reported is the waiting or running one holding the key (finished jobs keep theirs).
+    """
+    try:
+        with transaction.atomic(using=using):
+            yield
+    except IntegrityError:
+        existing = (
+            Job.objects.using(using)
+            .filter(name=job.name, unique_key=job.unique_key, state__in=JobQuerySet.HOLDING_KEY)
+            .exclude(pk=job.pk)
+            .first()
+        )
+        raise DuplicateJob(
+            f"A {job.name!r} job with unique key {job.unique_key!r} is already waiting or "
+            f"running{f' (job {existing.pk})' if existing else ''}.",
+            existing_job=existing,
+        ) from None
 
 
 class Schedule(models.Model):

@@ -71,7 +71,7 @@ class Worker:
         max_jobs: int | None = None,
     ):
         names = [queue_name] if isinstance(queue_name, str) else list(queue_name)
-        if not names or any(not isinstance(n, str) or not n or len(n) > 100 for n in names):
+        if not names or not all(conf.is_queue_name(n) for n in names):
             raise ValueError("Queue names must be non-empty strings of at most 100 characters.")
         if isinstance(rate_limit_in_seconds, bool) or not rate_limit_in_seconds >= 0:
             raise ValueError(

@@ -22,8 +22,10 @@ def test_cancelling_a_waiting_job_makes_it_cancelled_at_once():
     assert job.state == "CANCELLED"
     stored = Job.objects.get(pk=job.pk)
     assert stored.state == "CANCELLED" and stored.finished_at is not None
-    assert stored.unique_key is None  # the key is free for a new job
+    # The key stays on the row, free for a new job (see tests/test_unique.py).
+    assert stored.unique_key == "k"
     assert not Job.objects.to_process().exists()
+    Job.objects.create(name="recorded", unique_key="k")
 
 
 @pytest.mark.parametrize("state", ["COMPLETE", "FAILED", "CANCELLED"])
