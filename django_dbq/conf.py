@@ -25,6 +25,9 @@ DEFAULTS: dict[str, Any] = {
     "DBQ_RETRY_BACKOFF": "exponential",
     "DBQ_RETRY_DELAY": 1.0,
     "DBQ_RETRY_DELAY_MAX": 3600.0,
+    # How often a job's tasks may snooze (raise RetryLater) before a snooze counts as
+    # a failed attempt: a task that snoozes forever must not loop forever.
+    "DBQ_MAX_SNOOZES": 100,
     # A job whose worker was lost is run again until it has been started this
     # many times (or its max_attempts, if larger); then it fails.
     "DBQ_RESCUE_MAX_ATTEMPTS": 5,
@@ -39,6 +42,7 @@ POSITIVE_NUMBERS = ("DBQ_LEASE_SECONDS", "DBQ_POLL_INTERVAL", "DBQ_RETRY_DELAY_M
 POSITIVE_INTEGERS = (
     "DBQ_CLAIM_BATCH_SIZE",
     "DBQ_MAX_ATTEMPTS",
+    "DBQ_MAX_SNOOZES",
     "DBQ_RESCUE_MAX_ATTEMPTS",
     "DBQ_ERROR_HISTORY",
     "DBQ_TRACEBACK_CHARS",

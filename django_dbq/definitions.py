@@ -26,7 +26,7 @@ from . import conf
 from .exceptions import UnknownJob
 
 HOOK_KEYS = ("creation_hook", "pre_task_hook", "post_task_hook", "failure_hook")
-RETRY_KEYS = ("max_attempts", "retry_backoff", "retry_delay", "retry_delay_max")
+RETRY_KEYS = ("max_attempts", "retry_backoff", "retry_delay", "retry_delay_max", "max_snoozes")
 KNOWN_KEYS = frozenset(("tasks", "timeout", "step_timeouts", *HOOK_KEYS, *RETRY_KEYS))
 # Job names with this prefix are Django Tasks (see django_dbq.tasks_backend).
 DJANGO_TASK_PREFIX = "django.tasks:"
@@ -55,6 +55,8 @@ class JobDefinition:
     post_task_hook: str | None = None
     failure_hook: str | None = None
     max_attempts: int = 1
+    # RetryLater ("snooze") requests honoured per job; past that a snooze is a failed attempt.
+    max_snoozes: int = 100
     retry_backoff: str = "exponential"
     retry_delay: float = 1.0
     retry_delay_max: float = 3600.0
@@ -234,6 +236,9 @@ def inspect_definition(name: Any, raw: Any) -> tuple[JobDefinition | None, list[
     definition = JobDefinition(
         name=name,
         tasks=tasks,
+        max_snoozes=problems.number(
+            options, "max_snoozes", conf.get("DBQ_MAX_SNOOZES"), integer=True
+        ),
         max_attempts=problems.number(
             options, "max_attempts", conf.get("DBQ_MAX_ATTEMPTS"), integer=True, zero=False
         ),

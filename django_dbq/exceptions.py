@@ -31,10 +31,12 @@ class DuplicateJob(ValueError):
 class RetryLater(Exception):
     """Raise from a task to run this step again later ("snooze").
 
-    The attempt is given back, so a snooze never makes the job fail, whatever
-    ``max_attempts`` is; the workspace returns to the last checkpoint. ``delay``
-    (seconds or a ``timedelta``) overrides the job's backoff. The snooze is noted in
-    ``Job.errors`` like a failed attempt.
+    A snooze is not a failure: the attempt is given back, nothing is added to
+    ``Job.errors``, and ``Job.snoozes`` counts it. The workspace returns to the last
+    checkpoint (what the task changed before raising is dropped). ``delay`` (seconds
+    or a ``timedelta``) overrides the job's backoff. Past the job's ``max_snoozes``
+    (``DBQ_MAX_SNOOZES``, 100 by default) a snooze counts as a failed attempt, so a
+    task that snoozes forever does not loop forever.
     """
 
     # A delay beyond this cannot be stored as a ``run_after`` on every database.

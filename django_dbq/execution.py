@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from . import conf, leases, signals
 from .definitions import JobDefinition, get_definition, load
-from .errors import error_record, error_values, storable_text
+from .errors import describe, error_record, error_values, storable_text
 from .exceptions import (
     FailPermanently,
     InvalidWorkspace,
@@ -345,11 +345,19 @@ class JobRun:
 
     def fail(self, step, error, message, definition, *, retry: bool = True) -> None:
         job = self.job
+        if isinstance(error, RetryLater) and retry and definition is not None:
+            if job.snoozes < definition.max_snoozes and is_storable_delay(
+                definition.retry_delay_for(job.attempts) if error.delay is None else error.delay
+            ):
+                self.snooze(step, error, definition)
+                return
+            message = message or (
+                f"{describe(error)} (snoozed {job.snoozes} times already, the job's "
+                "max_snoozes: this one counts as a failed attempt)"
+            )
         record = error_record(job, step, error, message)
         values = error_values(job, record)
         delay = self.retry_delay(error, definition, retry)
-        if isinstance(error, RetryLater) and delay is not None:
-            values["attempts"] = max(job.attempts - 1, 0)
         logger.log(
             logging.WARNING if delay is not None else logging.ERROR,
             "Job %s (%s) step %s failed on attempt %s: %s: %s",
@@ -369,16 +377,28 @@ class JobRun:
         send(signals.job_failed, job=job, exception=error)
         run_failure_hook(job, definition, error)
 
+    def snooze(self, step: str, error: RetryLater, definition: JobDefinition) -> None:
+        """The task asked to run this step again later: not a failure, and no attempt used.
+
+        The workspace goes back to the last checkpoint, like after a failure.
+        """
+        job = self.job
+        delay = definition.retry_delay_for(job.attempts) if error.delay is None else error.delay
+        logger.info(
+            "Job %s (%s) snoozed at step %s for %s s: %s", job.pk, job.name, step, delay, error
+        )
+        self.write(
+            **RELEASED,
+            run_after=timezone.now() + datetime.timedelta(seconds=delay),
+            attempts=max(job.attempts - 1, 0),
+            snoozes=job.snoozes + 1,
+        )
+        send(signals.job_retried, job=job, delay=delay, manual=False)
+
     def retry_delay(self, error, definition, retry: bool) -> float | None:
         """Seconds until the failed step runs again, or None when the job fails for good."""
         if not retry or definition is None or isinstance(error, FailPermanently):
             return None
-        if isinstance(error, RetryLater):
-            delay = error.delay
-            if delay is None:
-                return definition.retry_delay_for(self.job.attempts)
-            # RetryLater checks its delay; one changed since then must not strand the job.
-            return delay if is_storable_delay(delay) else None
         if self.job.attempts < self.job.max_attempts:
             return definition.retry_delay_for(self.job.attempts)
         return None

@@ -204,6 +204,8 @@ class Job(models.Model):
     # Runs started; a run released by a graceful shutdown gives its attempt back.
     attempts = models.PositiveIntegerField(default=0)
     max_attempts = models.PositiveIntegerField(default=1)
+    # Times a task asked to run its step again later (RetryLater); not failures.
+    snoozes = models.PositiveIntegerField(default=0)
     # The claim: a fresh token per claim fences every write the worker makes.
     lease_token = models.UUIDField(null=True, blank=True, editable=False)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
@@ -367,6 +369,7 @@ class Job(models.Model):
                 state=self.STATES.READY,
                 next_task=step,
                 attempts=0,
+                snoozes=0,
                 max_attempts=self.definition.max_attempts,
                 run_after=None,
                 cancel_requested=False,

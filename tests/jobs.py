@@ -81,7 +81,7 @@ def fail_until(job):
     """
     if job.workspace.get("permanent"):
         raise FailPermanently("no point retrying")
-    if job.workspace.get("snooze") and not job.errors:
+    if job.workspace.get("snooze") and not job.snoozes:
         raise RetryLater(delay=0, reason="not yet")
     if job.attempts < job.workspace.get("succeed_on", 99):
         raise RuntimeError(f"attempt {job.attempts} fails")
@@ -127,6 +127,12 @@ def fail_then_cancelled(job):
 
 
 not_callable = 42
+
+
+def snooze_forever(job):
+    """Asks to run again, every time: a snooze loop that must end."""
+    job.workspace["dirty"] = True  # dropped: a snooze returns to the last checkpoint
+    raise RetryLater(delay=0, reason="still not ready")
 
 
 def snooze_five_minutes(job):

@@ -74,7 +74,39 @@ def test_retry_later_runs_the_step_again_without_using_an_attempt():
     job.refresh_from_db()
     assert job.state == "COMPLETE"
     assert job.workspace["succeeded_on"] == 1  # the snooze gave its attempt back
-    assert [(e["type"], e["message"]) for e in job.errors] == [("RetryLater", "not yet")]
+    assert job.errors == [] and job.error == ""  # a snooze is not a failure
+    assert job.snoozes == 1
+
+
+@override_settings(
+    JOBS=jobs_with(forever={"tasks": ["tests.jobs.snooze_forever"], "max_snoozes": 3})
+)
+def test_snoozes_past_max_snoozes_count_as_failed_attempts(caplog):
+    job = Job.objects.create(name="forever", workspace={"kept": 1})
+    run_steps()
+    job.refresh_from_db()
+    assert job.state == "FAILED"
+    assert job.snoozes == 3 and job.attempts == 1
+    [error] = job.errors
+    assert error["type"] == "RetryLater"
+    assert "snoozed 3 times already" in error["message"]
+    assert job.workspace == {"kept": 1}  # what the task wrote before snoozing was dropped
+    assert caplog.text.count("snoozed at step tests.jobs.snooze_forever") == 3
+
+
+def test_max_snoozes_is_validated():
+    from django_dbq.definitions import parse_jobs
+
+    problems = parse_jobs({"job": {"tasks": ["a.b"], "max_snoozes": -1}})[1]
+    assert [problem.check_id for problem in problems] == ["django_dbq.E005"]
+
+
+def test_a_manual_retry_starts_the_snooze_count_again():
+    job = Job.objects.create(name="noop", state="FAILED")
+    Job.objects.filter(pk=job.pk).update(snoozes=5)
+    job.retry()
+    job.refresh_from_db()
+    assert job.snoozes == 0
 
 
 @override_settings(JOBS=jobs_with(later={"tasks": ["tests.jobs.snooze_five_minutes"]}))
