@@ -8,7 +8,7 @@ import json
 import logging
 import math
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.db import IntegrityError, connections, models, router, transaction
@@ -106,8 +106,15 @@ class JobQuerySet(models.QuerySet):
         """The job a worker of ``queue_name`` would run next, without claiming it."""
         return self.to_process(queue_name).first()
 
-    def delete_old(self, hours: float | None = None, batch_size: int = 1000) -> int:
+    def delete_old(
+        self,
+        hours: float | None = None,
+        batch_size: int = 1000,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
         """Delete finished jobs created more than ``hours`` ago (24 if None), in batches.
+
+        ``progress``, if given, is called after each batch with the number it deleted.
 
         A ``STOPPING`` job is deleted only when it has no lease (left by django-db-queue
         3.x); one with a lease belongs to a worker, or is rescued once that lapses.
@@ -131,7 +138,10 @@ class JobQuerySet(models.QuerySet):
             if not ids:
                 return deleted
             # The conditions again: a job retried by hand since the SELECT is kept.
-            deleted += old.filter(pk__in=ids).delete()[0]
+            batch = old.filter(pk__in=ids).delete()[0]
+            deleted += batch
+            if progress is not None:
+                progress(batch)
 
     def queue_depths(self, *, exclude_future_jobs: bool = False) -> dict[str, int]:
         waiting = self.runnable() if exclude_future_jobs else self.filter(state__in=self.RUNNABLE)

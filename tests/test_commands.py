@@ -76,7 +76,7 @@ def test_create_job_keyword_options_and_verbose_output():
         (["noop", "--queue_name", "q" * 101], "--queue_name"),
         (["noop", "--priority", "40000"], "--priority"),
         (["noop", "--priority", "high"], "invalid int value"),
-        (["noop", "--unique-key", ""], "unique_key"),
+        (["noop", "--unique-key", ""], "--unique-key"),
     ],
 )
 def test_create_job_refuses_bad_input_and_writes_nothing(args, message):

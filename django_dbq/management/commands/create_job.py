@@ -1,12 +1,17 @@
-"""``manage.py create_job <job_name> [--queue_name Q] [--workspace JSON]``."""
+"""``manage.py create_job <job_name> [--queue_name Q] [--workspace JSON] [--priority N]``."""
 
 import json
 
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
-from django_dbq.exceptions import UnknownJob
+from django_dbq.exceptions import InvalidWorkspace, UnknownJob
 from django_dbq.models import Job
+
+from . import _options
+
+PRIORITY_RANGE = (-32768, 32767)  # a SmallIntegerField on every database
+UNIQUE_KEY_MAX_LENGTH = 200
 
 
 class Command(BaseCommand):
@@ -22,32 +27,55 @@ class Command(BaseCommand):
         parser.add_argument("--unique-key", "--unique_key", dest="unique_key", default=None)
 
     def handle(self, *args, **options):
-        workspace = {}
-        if isinstance(options["workspace"], dict):  # call_command(..., workspace={...})
-            workspace = options["workspace"]
-        elif options["workspace"] is not None:
-            try:
-                workspace = json.loads(options["workspace"])
-            except ValueError as error:
-                raise CommandError(f"--workspace is not valid JSON: {error}")
-            if not isinstance(workspace, dict):
-                raise CommandError("--workspace must be a JSON object, like '{\"key\": 1}'.")
-        queue_name = options["queue_name"]
-        if not queue_name or len(queue_name) > 100:
-            raise CommandError("--queue_name must be 1 to 100 characters.")
-        if not -32768 <= options["priority"] <= 32767:
-            raise CommandError("--priority must be between -32768 and 32767.")
+        workspace = parse_workspace(options["workspace"])
+        queue_name = _options.queue_name("--queue_name", options["queue_name"])
+        priority = options["priority"]
+        low, high = PRIORITY_RANGE
+        if (
+            isinstance(priority, bool)
+            or not isinstance(priority, int)
+            or not low <= priority <= high
+        ):
+            raise CommandError(f"--priority must be between {low} and {high}, not {priority!r}.")
+        unique_key = options["unique_key"]
+        if unique_key is not None and (
+            not isinstance(unique_key, str) or not 0 < len(unique_key) <= UNIQUE_KEY_MAX_LENGTH
+        ):
+            raise CommandError(
+                f"--unique-key must be 1 to {UNIQUE_KEY_MAX_LENGTH} characters, not {unique_key!r}."
+            )
         try:
             job = Job.objects.create(
                 name=options["job_name"],
                 queue_name=queue_name,
                 workspace=workspace,
-                priority=options["priority"],
-                unique_key=options["unique_key"],
+                priority=priority,
+                unique_key=unique_key,
             )
-        except (UnknownJob, ValueError, ImproperlyConfigured) as error:
+        except InvalidWorkspace as error:
+            raise CommandError(f"--workspace: {error}")
+        except UnknownJob as error:
+            raise CommandError(f"job_name: {error}")
+        except (ValueError, ImproperlyConfigured) as error:
             raise CommandError(str(error))
         if options["verbosity"] > 1:
             self.stdout.write(f"Created job {job.name} on queue {job.queue_name}: {job.pk}")
         else:
             self.stdout.write(str(job.pk))
+
+
+def parse_workspace(value: object) -> dict:
+    """The ``--workspace`` option as a dict: a JSON object, or a dict from ``call_command``."""
+    if value is None:
+        return {}
+    if isinstance(value, dict):  # call_command(..., workspace={...})
+        return value
+    if not isinstance(value, str):
+        raise CommandError(f"--workspace must be a JSON object, not {value!r}.")
+    try:
+        workspace = json.loads(value)
+    except ValueError as error:
+        raise CommandError(f"--workspace is not valid JSON: {error}")
+    if not isinstance(workspace, dict):
+        raise CommandError("--workspace must be a JSON object, like '{\"key\": 1}'.")
+    return workspace

@@ -1,10 +1,22 @@
-"""``manage.py queue_depth [queue_name ...] [--exclude_future_jobs] [--format json]``."""
+"""``manage.py queue_depth [queue_name ...] [--exclude_future_jobs] [--format json] [--watch N]``.
+
+With ``--watch N`` it prints the depths again every N seconds until SIGINT (Ctrl-C)
+or SIGTERM, then exits 0 without a traceback: stopping is the normal way to end it.
+"""
 
 import json
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from django_dbq.models import Job
+
+from . import _options
+
+FORMATS = ("text", "json")
 
 
 class Command(BaseCommand):
@@ -21,16 +33,55 @@ class Command(BaseCommand):
             action="store_true",
             help="leave out jobs whose run_after has not come yet",
         )
-        parser.add_argument("--format", choices=("text", "json"), default="text")
+        parser.add_argument("--format", choices=FORMATS, default="text")
+        parser.add_argument(
+            "--watch",
+            type=float,
+            default=None,
+            metavar="SECONDS",
+            help="print the depths again every SECONDS until interrupted",
+        )
 
     def handle(self, *args, **options):
-        queue_names = options["queue_name"]
-        if isinstance(queue_names, str):
-            queue_names = [queue_names]
+        queue_names = _options.queue_names("queue_name", options["queue_name"])
+        if options["format"] not in FORMATS:  # call_command(format=...) skips argparse
+            raise CommandError(
+                f"--format must be one of {', '.join(FORMATS)}, not {options['format']!r}."
+            )
+        watch = options.get("watch")
+        if watch is not None:
+            watch = _options.number("--watch", watch, positive=True)
+        if watch is None:
+            self.print_depths(queue_names, options)
+            return
+        with stop_on_signals() as stop:
+            while not stop.is_set():
+                self.print_depths(queue_names, options)
+                stop.wait(watch)
+
+    def print_depths(self, queue_names: list[str], options: dict) -> None:
         depths = Job.get_queue_depths(exclude_future_jobs=options["exclude_future_jobs"])
-        ordered = {name: depths.get(name, 0) for name in queue_names or ["default"]}
+        ordered = {name: depths.get(name, 0) for name in queue_names}
         if options["format"] == "json":
             self.stdout.write(json.dumps({"queue_depths": ordered}))
         else:
             pairs = " ".join(f"{name}={count}" for name, count in ordered.items())
             self.stdout.write(f"event=queue_depths {pairs}")
+        self.stdout.flush()  # a pipe would hold the lines of a long watch
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[threading.Event]:
+    """An event that SIGINT or SIGTERM sets (instead of KeyboardInterrupt or death)."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop  # only the main thread may set signal handlers
+        return
+    previous = {
+        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -28,6 +28,8 @@ class Command(BaseCommand):
         ids = options["job_id"]
         jobs = find_jobs([ids] if isinstance(ids, str) else list(ids))
         from_step = options["from_step"]
+        if from_step is not None and (not isinstance(from_step, str) or not from_step):
+            raise CommandError(f"--from-step must be the dotted path of a task, not {from_step!r}.")
         # Check every job first so that a bad id or step changes nothing.
         for job in jobs:
             if job.state not in (job.STATES.FAILED, job.STATES.CANCELLED):
@@ -41,8 +43,8 @@ class Command(BaseCommand):
             step = from_step or job.next_task or tasks[0]
             if step not in tasks:
                 raise CommandError(
-                    f"Job {job.pk} ({job.name}) has no step {step!r}; its steps are "
-                    f"{', '.join(tasks)}."
+                    f"{'--from-step: ' if from_step else ''}Job {job.pk} ({job.name}) has no "
+                    f"step {step!r}; its steps are {', '.join(tasks)}."
                 )
         for job in jobs:
             try:
