@@ -53,7 +53,7 @@ class _Periodic(threading.Thread):
                 # Back off while the database is away, but never past two intervals:
                 # heartbeats must resume as soon as it is back.
                 delay = self.interval * min(2**failures, 2) if failures else self.interval
-                self.wake.wait(delay * random.uniform(0.8, 1.0))
+                self.wake.wait(self.next_delay(delay * random.uniform(0.8, 1.0)))
                 self.wake.clear()
         finally:
             self._close()
@@ -66,6 +66,10 @@ class _Periodic(threading.Thread):
 
     def tick(self) -> None:
         raise NotImplementedError
+
+    def next_delay(self, delay: float) -> float:
+        """Seconds to wait before the next tick (``delay``, or sooner if something is due)."""
+        return delay
 
     def stop(self) -> None:
         self.finished.set()
@@ -134,6 +138,11 @@ class Maintenance(_Periodic):
         # Never this worker's own jobs: it is alive, and they run or wait here.
         rescue_lapsed_jobs(self.worker.using, keep=self.worker.held_tokens())
         self.scheduler.enqueue_due()
+
+    def next_delay(self, delay: float) -> float:
+        # Wake up at the next cron tick rather than up to a whole interval after it.
+        due = self.scheduler.seconds_until_due()
+        return delay if due is None else min(delay, max(due, 0.01))
 
 
 def mark_stopping(job: Job, using: str) -> int:

@@ -222,6 +222,12 @@ class Scheduler:
             self.not_before[entry.name] = entry.next_tick(now)
         return enqueued
 
+    def seconds_until_due(self) -> float | None:
+        """Seconds until the next tick of any schedule seen so far (None: none known)."""
+        if not self.not_before:
+            return None
+        return (min(self.not_before.values()) - _now()).total_seconds()
+
     def enqueue_tick(self, entry: ScheduleEntry, tick: datetime.datetime) -> int:
         """Enqueue ``entry``'s job for ``tick`` unless some worker already did; returns 0 or 1."""
         from .models import Job, Schedule

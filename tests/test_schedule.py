@@ -174,3 +174,19 @@ def test_several_real_workers_enqueue_each_tick_once(start_worker):
     jobs = Job.objects.filter(queue_name="cron-test")
     assert {str(pk) for pk in jobs.values_list("pk", flat=True)} == {pk for pk, _ in enqueued}
     assert all(job.workspace == {"from": "schedule"} and job.name == "noop" for job in jobs)
+
+
+@override_settings(DBQ_SCHEDULE=EVERY_MINUTE)
+def test_the_maintenance_thread_wakes_at_the_next_tick_not_an_interval_later(monkeypatch):
+    """Recurring jobs used to be enqueued 2.5 to 4.5 s after their minute."""
+    from django_dbq import schedule
+    from django_dbq.maintenance import Maintenance
+
+    now = datetime.datetime(2026, 1, 1, 10, 20, 57, tzinfo=datetime.UTC)
+    monkeypatch.setattr(schedule, "_now", lambda: now)
+    maintenance = Maintenance(type("W", (), {"using": "default"})(), lease_seconds=60)
+    assert maintenance.next_delay(5.0) == 5.0  # no schedule seen yet
+    maintenance.scheduler.enqueue_due()
+    assert maintenance.scheduler.seconds_until_due() == 3.0
+    assert maintenance.next_delay(5.0) == 3.0  # wakes at 10:21:00, the tick
+    assert maintenance.next_delay(1.0) == 1.0
