@@ -117,6 +117,12 @@ JOBS = {
     "save_during_step": ["tests.hardening_tasks.save_during_step", "tests.jobs.record_b"],
     "save_after_losing": ["tests.hardening_tasks.save_after_losing_the_claim"],
     "cancel_other": ["tests.hardening_tasks.cancel_the_other_job"],
+    "retried_later": {
+        "tasks": ["tests.jobs.fail_until"],
+        "max_attempts": 2,
+        "retry_backoff": "fixed",
+        "retry_delay": 2,
+    },
     # The same hooks run under django-db-queue 3.3.0 and here (tests/test_drop_in.py).
     "hook_probe": {
         "tasks": ["tests.hook_probe.first", "tests.hook_probe.second"],

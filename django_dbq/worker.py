@@ -24,6 +24,7 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, connections
+from django.utils import timezone
 
 from . import conf, leases
 from .claim import Claimer
@@ -63,6 +64,7 @@ class Worker:
         rate_limit_in_seconds: float = 0,
         *,
         drain: bool = False,
+        wait_retries: bool = False,
         using: str = "default",
         listen: bool | None = None,
         poll_interval: float | None = None,
@@ -85,6 +87,8 @@ class Worker:
         self.queue_name = names[0]
         self.rate_limit_in_seconds = rate_limit_in_seconds
         self.drain = drain
+        # With drain: also wait for failed or snoozed jobs whose retry is due later.
+        self.wait_retries = wait_retries
         self.using = using
         self.listen = conf.get("DBQ_LISTEN") if listen is None else listen
         self.poll_interval = poll_interval or conf.get("DBQ_POLL_INTERVAL")
@@ -292,7 +296,13 @@ class Worker:
             if not self.prefetched:
                 if self.drain:
                     if nothing_to_rescue:
-                        return  # a claim after a rescue that found nothing came back empty
+                        # A claim after a rescue that found nothing came back empty.
+                        retry_in = self._next_retry_in() if self.wait_retries else None
+                        if retry_in is None:
+                            return
+                        waiter.wait(min(retry_in, self.poll_interval))
+                        nothing_to_rescue = False
+                        continue
                     # Lost workers' jobs are runnable too: rescue them here rather than leave
                     # them to the maintenance thread, which may tick only after we returned.
                     # Then claim once more, also for jobs the maintenance thread just rescued.
@@ -359,6 +369,27 @@ class Worker:
             return False
         logger.warning("Lost the claim on job %s before it started; skipping it", job.pk)
         return False
+
+    def _next_retry_in(self) -> float | None:
+        """Seconds until the first job of these queues waiting for a retry may run (or None).
+
+        A retry waits ``READY`` with a ``run_after``; jobs created with a ``run_after``
+        (``NEW``) are not waited for: they may be meant for next week.
+        """
+        try:
+            first = (
+                Job.objects.using(self.using)
+                .filter(queue_name__in=self.queue_names, state="READY", run_after__isnull=False)
+                .order_by("run_after")
+                .values_list("run_after", flat=True)
+                .first()
+            )
+        except DatabaseError as error:
+            self._reset_connection(error, 1)
+            return 0.0
+        if first is None:
+            return None
+        return max((first - timezone.now()).total_seconds(), 0.0)
 
     def _read_cancel_requests(self, job: Job) -> None:
         """Before starting ``job``, read the cancel flags of the jobs waiting here, if stale."""

@@ -150,3 +150,20 @@ def test_the_checks_report_every_problem_in_one_run():
     assert "max_attempts" in messages and "timeout" in messages
     assert "JOBS['other'] needs a non-empty list of tasks" in messages
     assert "DBQ_SCHEDULE['nightly']" in messages
+
+
+def test_drain_with_wait_retries_runs_retries_to_the_end():
+    job = Job.objects.create(name="retried_later", workspace={"succeed_on": 2})
+    assert manage("worker", "--drain").returncode == 0
+    job.refresh_from_db()
+    assert job.state == "READY" and job.run_after is not None  # waiting for its retry
+    result = manage("worker", "--drain", "--wait-retries")
+    assert result.returncode == 0, result.stderr
+    job.refresh_from_db()
+    assert job.state == "COMPLETE" and job.attempts == 2
+
+
+def test_wait_retries_goes_with_drain():
+    result = manage("worker", "--wait-retries")
+    assert result.returncode != 0
+    assert "--wait-retries goes with --drain" in result.stderr

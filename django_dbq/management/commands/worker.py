@@ -55,6 +55,13 @@ class Command(BaseCommand):
             "--drain", action="store_true", help="exit once no runnable job is left"
         )
         parser.add_argument(
+            "--wait-retries",
+            "--wait_retries",
+            dest="wait_retries",
+            action="store_true",
+            help="with --drain: also wait for failed or snoozed jobs to be retried (test suites)",
+        )
+        parser.add_argument(
             "--max-jobs",
             "--max_jobs",
             dest="max_jobs",
@@ -84,11 +91,14 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         options = check_options(options)
+        if options["wait_retries"] and not options["drain"]:
+            raise CommandError("--wait-retries goes with --drain.")
         try:
             worker = Worker(
                 options["queue_name"],
                 options["rate_limit"],
                 drain=options["drain"],
+                wait_retries=options["wait_retries"],
                 listen=options["listen"],
                 max_jobs=options["max_jobs"],
             )
