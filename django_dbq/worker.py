@@ -442,6 +442,8 @@ class Worker:
         """Hand back claimed jobs that never started, so a stop strands nothing."""
         with self.lock:
             jobs, self.prefetched = self.prefetched, []
+        if jobs:
+            logger.info("Handing back %s claimed job(s) that had not started", len(jobs))
         for job in jobs:
             try:
                 self._job_run(job).release()
