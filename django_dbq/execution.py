@@ -29,10 +29,10 @@ from .exceptions import (
     WorkerInterrupted,
     is_storable_delay,
 )
-from .models import Job, _check_workspace
+from .models import Job, check_workspace
 from .timeouts import StepTimer
 
-__all__ = ["RELEASED", "JobLost", "JobRun", "error_record", "error_values", "finished"]
+__all__ = ["RELEASED", "JobLost", "JobRun", "finished"]
 
 logger = logging.getLogger(__name__)
 # django-db-queue 3.x logged each step under its worker command's name, in these
@@ -434,7 +434,7 @@ def save_hook_workspace(job: Job, before: Any) -> None:
     if job.workspace == before:
         return
     try:
-        workspace = _check_workspace(job.workspace)
+        workspace = check_workspace(job.workspace)
     except InvalidWorkspace as error:
         logger.error("Job %s: a hook left a workspace that cannot be saved: %s", job.pk, error)
         return

@@ -39,7 +39,8 @@ def _check_placement(job: Job) -> None:
         raise ValueError(f"priority must be a whole number from {low} to {high}, not {priority!r}.")
 
 
-def _check_workspace(workspace: Any) -> dict:
+def check_workspace(workspace: Any) -> dict:
+    """``workspace`` as stored ({} for None); :class:`InvalidWorkspace` unless a JSON dict."""
     if workspace is None:
         return {}
     if not isinstance(workspace, dict):
@@ -281,7 +282,7 @@ class Job(models.Model):
             return
         values = {name: getattr(self, name) for name in names}
         if "workspace" in values:
-            values["workspace"] = _check_workspace(values["workspace"])
+            values["workspace"] = check_workspace(values["workspace"])
         if not self.fenced_update(**values):
             raise JobLost(f"Job {self.pk} is no longer held by this worker; nothing was saved.")
 
@@ -308,12 +309,12 @@ class Job(models.Model):
             raise ValueError("unique_key must be a string of 1 to 200 characters or None.")
         _check_placement(self)
         self.next_task = definition.next_task_after(None)
-        self.workspace = _check_workspace(self.workspace)
+        self.workspace = check_workspace(self.workspace)
         self.max_attempts = definition.max_attempts
         hook = definition.hook("creation_hook")
         if hook is not None:
             hook(self)
-            self.workspace = _check_workspace(self.workspace)
+            self.workspace = check_workspace(self.workspace)
             _check_placement(self)  # as the hook left them
 
     def update_next_task(self) -> None:

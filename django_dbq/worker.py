@@ -29,8 +29,8 @@ from django.utils import timezone
 from . import conf, leases
 from .claim import Claimer
 from .definitions import get_definitions
-from .exceptions import WorkerInterrupted
-from .execution import JobLost, JobRun
+from .exceptions import JobLost, WorkerInterrupted
+from .execution import JobRun
 from .interrupts import SHUTDOWN_SIGNALS, TaskScope, set_events
 from .maintenance import Heartbeat, Maintenance, mark_stopping
 from .models import Job
