@@ -22,6 +22,7 @@ import uuid
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from django_dbq import leases
 from django_dbq.models import Job
@@ -103,6 +104,16 @@ def test_a_process_with_a_wrong_clock_reads_the_database_servers(skew):
     assert before + skew - 1 <= own <= after + skew + 1, "libfaketime did not shift the clock"
     assert before - 1 <= lease_now <= after + 1
     assert before + 29 <= lease_deadline <= after + 31
+
+
+def test_the_server_clock_is_read_once_for_many_leases():
+    """No round trip per claim: the reading is reused for ``REMEASURE_SECONDS``."""
+    leases._readings.clear()  # as in a process that just started
+    with CaptureQueriesContext(connection) as queries:
+        stamps = [leases.deadline(30) for _ in range(50)]
+    assert [query["sql"] for query in queries] == [leases.SERVER_EPOCH_SQL[connection.vendor]]
+    assert stamps == sorted(stamps)
+    assert abs(stamps[-1].timestamp() - time.time() - 30) < 5  # this host is the server's
 
 
 def runs(job: Job) -> collections.Counter:
