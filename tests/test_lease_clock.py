@@ -55,6 +55,9 @@ def _libfaketime() -> str | None:
 
 
 LIBFAKETIME = _libfaketime()
+if LIBFAKETIME is None and os.environ.get("CI"):
+    # CI installs it (.ci/run): a missing library must fail there, not skip quietly.
+    raise RuntimeError("libfaketime is not installed (apt-get install libfaketime)")
 needs_faketime = pytest.mark.skipif(
     LIBFAKETIME is None, reason="libfaketime is not installed (apt-get install libfaketime)"
 )
