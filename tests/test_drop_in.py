@@ -101,29 +101,20 @@ def test_a_worker_logs_each_step_in_django_db_queue_3_formats():
     assert f'Updating job: name="chain" id={job.pk} state=COMPLETE next_task=none' in output
 
 
-def test_a_worker_says_what_it_hands_back_on_sigterm(start_worker):
-    job = Job.objects.create(name="long", workspace={"sleep": 3})
-    worker = start_worker()
-    wait_for(
-        lambda: Job.objects.get(pk=job.pk).next_task == "tests.jobs.sleep_step",
-        what="the worker to reach the long step",
-    )
-    worker.signal(signal.SIGTERM)
-    assert worker.wait() == 0
-    assert f"Handing job id={job.pk} back at next_task=tests.jobs.record_b" in worker.log()
-
-
-def test_sigquit_stops_a_worker_gracefully_as_in_django_db_queue_3(start_worker):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGQUIT], ids=["SIGTERM", "SIGQUIT"])
+def test_a_stopping_worker_hands_the_job_back_and_says_so(start_worker, signum):
+    """SIGQUIT stops a worker gracefully too, as in django-db-queue 3.x."""
     job = Job.objects.create(name="long", workspace={"sleep": 2})
     worker = start_worker()
     wait_for(
         lambda: Job.objects.get(pk=job.pk).next_task == "tests.jobs.sleep_step",
         what="the worker to reach the long step",
     )
-    worker.signal(signal.SIGQUIT)
+    worker.signal(signum)
     assert worker.wait() == 0
     job.refresh_from_db()
     assert (job.state, job.next_task) == ("READY", "tests.jobs.record_b")
+    assert f"Handing job id={job.pk} back at next_task=tests.jobs.record_b" in worker.log()
 
 
 def test_jobs_with_placeholder_task_paths_can_be_created_and_fail_clearly_when_run():
