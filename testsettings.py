@@ -104,6 +104,17 @@ JOBS = {
         "retry_backoff": "fixed",
         "retry_delay": 0,
     },
+    # The lifecycle state machine (tests/test_lifecycle_state_machine.py): three steps that
+    # run on any workspace, without and with a retry.
+    "lifecycle": ["tests.jobs.tally_a", "tests.jobs.tally_b", "tests.jobs.tally_c"],
+    "lifecycle_retrying": {
+        "tasks": ["tests.jobs.tally_a", "tests.jobs.tally_b", "tests.jobs.tally_c"],
+        "max_attempts": 2,
+        "retry_backoff": "fixed",
+        "retry_delay": 0,
+    },
+    # scripts/soak.py: three recorded steps that each take a moment.
+    "soak": ["tests.jobs.soak_one", "tests.jobs.soak_two", "tests.jobs.soak_three"],
     "fail_after_cancel": {
         "tasks": ["tests.jobs.fail_then_cancelled", "tests.jobs.record_b"],
         "max_attempts": 3,
