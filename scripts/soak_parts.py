@@ -108,6 +108,13 @@ class Worker:
             )  # fmt: skip
         self.pid = self.process.pid
         self.expected_exit = False
+        self.started_at = time.monotonic()
+
+    def stopped_cleanly(self) -> bool:
+        """Exit 0 after SIGTERM, or killed by it before the command started (it held nothing)."""
+        code = self.process.returncode
+        started = "Starting job worker" in self.log_path.read_text(errors="replace")
+        return code == 0 or (code == -signal.SIGTERM and not started)
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -157,6 +164,7 @@ class Chaos:
         self.killed: set[int] = set()
         self.paused: set[int] = set()
         self.unexpected_exits: list[int] = []
+        self.bad_stops: list[tuple[int, int]] = []  # (pid, exit status) after a SIGTERM
         self.rescue_times: list[float] = []
         self.pending: dict = {}  # job id -> (monotonic time of the interruption, pid)
         self.restarts = restarts
@@ -224,6 +232,8 @@ class Chaos:
         outcome = worker.terminate()
         if outcome == "kill":  # it did not stop within 30 s: counted as a kill
             self.killed.add(worker.pid)
+        elif not worker.stopped_cleanly():
+            self.bad_stops.append((worker.pid, worker.process.returncode))
         self.events[f"{outcome}s"] += 1
 
     def pause(self, worker: Worker) -> None:
@@ -253,7 +263,8 @@ class Chaos:
                 self.next_restart += self.restart_every
                 self.restart_server()
                 continue
-            victims = self.living()
+            # Workers that have been up a while: chaos should hit running workers, not start-ups.
+            victims = [w for w in self.living() if time.monotonic() - w.started_at > 3]
             if victims:
                 self.rng.choice(actions)(self.rng.choice(victims))
 
@@ -277,7 +288,8 @@ class Chaos:
 
     def stop_all(self) -> None:
         for worker in self.workers:
-            worker.terminate()
+            if worker.alive() and worker.terminate() == "stop" and not worker.stopped_cleanly():
+                self.bad_stops.append((worker.pid, worker.process.returncode))
 
 
 def check(producer: Producer, chaos: Chaos, drained: bool) -> dict:
@@ -319,6 +331,10 @@ def check(producer: Producer, chaos: Chaos, drained: bool) -> dict:
     if unexplained:
         failures.append(
             f"{len(unexplained)} extra step runs not caused by chaos, e.g. {unexplained[:3]}"
+        )
+    if chaos.bad_stops:
+        failures.append(
+            f"workers stopped by SIGTERM exited non-zero (pid, status): {chaos.bad_stops}"
         )
     if chaos.unexpected_exits:
         failures.append(f"workers exited by themselves: {chaos.unexpected_exits}")
