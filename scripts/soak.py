@@ -29,7 +29,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import dj_database_url  # noqa: E402
-from soak_parts import Chaos, Producer, check, scratch_database, summary  # noqa: E402
+from soak_checks import check, summary  # noqa: E402
+from soak_parts import Chaos, Producer, scratch_database  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -1,4 +1,4 @@
-"""The parts of scripts/soak.py: scratch database, producer, workers and chaos, checks."""
+"""The parts of scripts/soak.py: the scratch database, the producer, the workers and chaos."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def scratch_database(url: str, vendor: str, name: str, var: Path) -> str:
     return name
 
 
-def _quietly_reconnect() -> None:
+def quietly_reconnect() -> None:
     from django.db import connection
 
     try:
@@ -85,10 +85,10 @@ class Producer:
                 self.created += [job.pk for job in jobs]
             except DatabaseError:
                 self.uncertain += [job.pk for job in jobs]
-                _quietly_reconnect()
+                quietly_reconnect()
                 self.stopped.wait(0.5)
             self.stopped.wait(batch / self.rate)
-        _quietly_reconnect()
+        quietly_reconnect()
 
     def stop(self) -> None:
         self.stopped.set()
@@ -147,7 +147,7 @@ def held_by(pid: int) -> list:
             .values_list("pk", flat=True)
         )  # fmt: skip
     except DatabaseError:
-        _quietly_reconnect()
+        quietly_reconnect()
         return []
 
 
@@ -212,7 +212,7 @@ class Chaos:
                     self.rescue_times.append(time.monotonic() - when)
                     del self.pending[pk]
         except DatabaseError:
-            _quietly_reconnect()
+            quietly_reconnect()
 
     def _wait(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
@@ -252,7 +252,7 @@ class Chaos:
             _restart()
         except BaseException as error:  # pytest.fail raises an exception outside Exception
             print(f"soak: restarting the server failed: {error}", flush=True)
-        _quietly_reconnect()
+        quietly_reconnect()
 
     def run(self, until: float) -> None:
         actions = [self.kill, self.stop, self.pause]
@@ -282,7 +282,7 @@ class Chaos:
                     self._check_rescues()
                     return True
             except DatabaseError:
-                _quietly_reconnect()
+                quietly_reconnect()
             self._wait(1)
         return False
 
@@ -290,76 +290,3 @@ class Chaos:
         for worker in self.workers:
             if worker.alive() and worker.terminate() == "stop" and not worker.stopped_cleanly():
                 self.bad_stops.append((worker.pid, worker.process.returncode))
-
-
-def check(producer: Producer, chaos: Chaos, drained: bool) -> dict:
-    """Compare what was enqueued with what ran; every failed check is a line in ``failures``."""
-    from django_dbq.models import Job
-    from tests.models import Execution
-
-    _quietly_reconnect()
-    failures = [] if drained else ["the queue did not drain in time"]
-    jobs = {row["id"]: row for row in Job.objects.values("id", "state", "errors")}
-    lost = [pk for pk in producer.created if pk not in jobs]
-    if lost:
-        failures.append(f"{len(lost)} jobs lost, e.g. {lost[:3]}")
-    unfinished = collections.Counter(
-        row["state"] for row in jobs.values() if row["state"] != "COMPLETE"
-    )
-    if unfinished:
-        failures.append(f"jobs not COMPLETE: {dict(unfinished)}")
-    runs = collections.defaultdict(list)
-    for job_id, step, pid in Execution.objects.order_by("id").values_list("job_id", "step", "pid"):
-        runs[(job_id, step)].append(pid)
-    missing = [(pk, s) for pk in jobs for s in STEPS if (str(pk), s) not in runs]
-    if missing:
-        failures.append(f"{len(missing)} steps never ran, e.g. {missing[:3]}")
-    causes, unexplained = collections.Counter(), []
-    for (job_id, step), pids in runs.items():
-        extra = len(pids) - 1
-        if not extra:
-            continue
-        found = ["kill" for p in pids if p in chaos.killed] + [
-            "pause" for p in pids if p in chaos.paused
-        ]
-        if chaos.events["restarts"]:
-            errors = next((r["errors"] for pk, r in jobs.items() if str(pk) == job_id), [])
-            found += ["restart" for e in errors if e.get("step", "").endswith(step)]
-        causes.update(found[:extra])
-        if extra > len(found):
-            unexplained.append((job_id, step, pids))
-    if unexplained:
-        failures.append(
-            f"{len(unexplained)} extra step runs not caused by chaos, e.g. {unexplained[:3]}"
-        )
-    if chaos.bad_stops:
-        failures.append(
-            f"workers stopped by SIGTERM exited non-zero (pid, status): {chaos.bad_stops}"
-        )
-    if chaos.unexpected_exits:
-        failures.append(f"workers exited by themselves: {chaos.unexpected_exits}")
-    steps = sum(len(p) for p in runs.values())
-    return {
-        "failures": failures, "jobs": len(jobs), "complete": len(jobs) - sum(unfinished.values()),
-        "steps": steps, "extra": steps - sum(1 for _ in runs), "causes": causes,
-        "uncertain": len(producer.uncertain),
-    }  # fmt: skip
-
-
-def summary(results: dict, chaos: Chaos, elapsed: float) -> str:
-    causes = results["causes"]
-    rows = [
-        ("jobs (complete / enqueued)", f"{results['complete']} / {results['jobs']}"),
-        ("step runs", results["steps"]),
-        ("kills / stops / pauses / restarts",
-         " / ".join(str(chaos.events[k]) for k in ("kills", "stops", "pauses", "restarts"))),
-        ("extra step runs", results["extra"]),
-        ("  caused by kill / pause / restart",
-         " / ".join(str(causes[k]) for k in ("kill", "pause", "restart"))),
-        ("max time to rescue (s)", f"{max(chaos.rescue_times, default=0):.1f}"),
-        ("throughput (jobs/s, incl. drain)", f"{results['complete'] / elapsed:.1f}"),
-        ("inserts with unknown outcome", results["uncertain"]),
-        ("elapsed (s)", f"{elapsed:.0f}"),
-    ]  # fmt: skip
-    width = max(len(name) for name, _ in rows)
-    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
