@@ -1,5 +1,5 @@
 # One command each: `make demo` (SQLite demo) and `make test` (the whole suite).
-.PHONY: demo test test-all lint bench
+.PHONY: demo test test-all lint bench soak
 
 demo:
 	bash scripts/demo.sh
@@ -16,3 +16,8 @@ lint:
 
 bench:
 	bash scripts/bench.sh
+
+# Chaos soak (docs/reliability.md), e.g.
+#   make soak DATABASE_URL=postgres://postgres@127.0.0.1:5432/test SOAK_ARGS="--minutes 10 --workers 4"
+soak:
+	.venv/bin/python scripts/soak.py --database-url "$(or $(DATABASE_URL),sqlite:///)" $(SOAK_ARGS)

@@ -104,6 +104,18 @@ JOBS = {
         "retry_backoff": "fixed",
         "retry_delay": 0,
     },
+    # The lifecycle state machine (tests/test_lifecycle_state_machine.py): steps that run on
+    # any workspace; two steps without a retry (its last step is reached in few moves),
+    # three with one.
+    "lifecycle": ["tests.jobs.tally_a", "tests.jobs.tally_b"],
+    "lifecycle_retrying": {
+        "tasks": ["tests.jobs.tally_a", "tests.jobs.tally_b", "tests.jobs.tally_c"],
+        "max_attempts": 2,
+        "retry_backoff": "fixed",
+        "retry_delay": 0,
+    },
+    # scripts/soak.py: three recorded steps that each take a moment.
+    "soak": ["tests.jobs.soak_one", "tests.jobs.soak_two", "tests.jobs.soak_three"],
     "fail_after_cancel": {
         "tasks": ["tests.jobs.fail_then_cancelled", "tests.jobs.record_b"],
         "max_attempts": 3,

@@ -148,3 +148,42 @@ def cancel_myself(job):
 def post_hook_fails_on_step_two(job):
     if job.next_task == "tests.jobs.step_two":
         raise RuntimeError("post hook broke on step two")
+
+
+def _tally(job, step):
+    """Note in the workspace that ``step`` ran (works on any workspace, checkpointed or not)."""
+    job.workspace.setdefault("ran", []).append(step)
+
+
+def tally_a(job):
+    _tally(job, "a")
+
+
+def tally_b(job):
+    _tally(job, "b")
+
+
+def tally_c(job):
+    _tally(job, "c")
+
+
+def _soak_step(job, step):
+    """A soak step: record the run (job, step, pid), then work for ``work`` seconds.
+
+    Recording first means a run cut short mid-step still counts as a run, so the soak
+    tool sees every extra run an interruption caused.
+    """
+    _record(job, step)
+    time.sleep(float(job.workspace.get("work", 0.05)))
+
+
+def soak_one(job):
+    _soak_step(job, "one")
+
+
+def soak_two(job):
+    _soak_step(job, "two")
+
+
+def soak_three(job):
+    _soak_step(job, "three")
