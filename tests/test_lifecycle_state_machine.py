@@ -206,8 +206,8 @@ class LifecycleMachine(RuleBasedStateMachine):
         except DuplicateJob:
             assert taken, f"{key!r} blocked a create though no job holding it waits or runs"
             return
-        # expected to pass once retry() gives the job its unique_key back (today a retried
-        # job waits without it, and a second job with its key can be created).
+        # Failed before retry() gave the job its unique_key back (a retried
+        # job waited without it, and a second job with its key could be created).
         assert not taken, f"a second {name} job with key {key!r} was created"
         self.jobs[job.pk] = Expected(name, key, next_task=job.next_task)
 
@@ -226,8 +226,8 @@ class LifecycleMachine(RuleBasedStateMachine):
         else:
             assert same_rows(before, rows()), "cancel() of a finished job changed it"
 
-    # expected to pass once cancel() is one statement (today two UPDATEs: a release that
-    # lands between them makes cancel() return False for a job that has not finished).
+    # Failed while cancel() was two UPDATEs (a release that
+    # landed between them made cancel() return False for a job that had not finished).
     @precondition(lambda self: any(self.holds_claim(job) for job in self.held))
     @rule(index=st.integers(0, 9), action=st.sampled_from(["release", "fail", "finish_step"]))
     def cancel_while_the_worker_lets_go(self, index, action):
@@ -261,7 +261,7 @@ class LifecycleMachine(RuleBasedStateMachine):
             return
         if self.key_taken(expected.name, expected.key, other_than=pk):
             # Another job took the key meanwhile: the retry must be refused, changing nothing.
-            # expected to pass once retry() gives the job its unique_key back.
+            # Failed before retry() gave the job its unique_key back.
             with pytest.raises((DuplicateJob, ValueError)):
                 self.driver.retry(pk)
             assert same_rows(before, rows()), "a refused retry() changed a row"
@@ -335,7 +335,7 @@ class LifecycleMachine(RuleBasedStateMachine):
                 expected.lapsed = False
         elif expected.cancel_requested:
             row = Job.objects.get(pk=job.pk)
-            # expected to pass once complete() honours a cancel request (today: COMPLETE).
+            # Failed before completion honoured a cancel request (it ended COMPLETE).
             assert row.state == "CANCELLED", "cancel() had returned True, yet the job completed"
             expected.next_task, expected.workspace = row.next_task, row.workspace
             self.finish(expected, "CANCELLED")
@@ -371,8 +371,8 @@ class LifecycleMachine(RuleBasedStateMachine):
         expected.let_go("READY")
         expected.attempts = max(expected.attempts - 1, 0)
 
-    # expected to pass once a task's save() of a claimed job writes only what a task owns
-    # (today it writes every column back: old state, lease, cancel flag and token).
+    # Failed while a task's save() of a claimed job wrote every column back
+    # (old state, lease, cancel flag and token).
     @precondition(lambda self: self.held)
     @rule(index=st.integers(0, 9))
     def task_saves_its_job(self, index):
@@ -392,8 +392,8 @@ class LifecycleMachine(RuleBasedStateMachine):
         )
         self.jobs[job.pk].workspace = after["workspace"]
 
-    # expected to pass once mark_stopping() matches no row for an instance without a claim
-    # (today a released instance's None token matches the NULL token of a READY job).
+    # Failed while mark_stopping() of an instance without a claim
+    # matched the NULL token of a READY job.
     @precondition(lambda self: self.held)
     @rule(index=st.integers(0, 9))
     def mark_stopping(self, index):
@@ -472,13 +472,18 @@ class LifecycleMachine(RuleBasedStateMachine):
                 # Covers "no job is both unclaimable and unfinished" with the ACTIVE case.
                 assert claimed == (False, False), f"{row['state']} job with a claim or lease"
 
-    # expected to pass once retry() gives the job its unique_key back.
     @invariant()
     def a_key_is_held_exactly_while_its_job_waits_or_runs(self):
+        # A job keeps its key on the row for good; it *holds* it (blocks another job with
+        # the same name and key: the create and retry rules check that) only while it
+        # waits or runs. So: the row has its key, and no two waiting-or-running rows share one.
         table = rows()
+        held = set()
         for pk, expected in self.jobs.items():
-            held = expected.key if expected.state not in FINISHED else None
-            assert table[pk]["unique_key"] == held, f"job {pk} ({expected.state})"
+            assert table[pk]["unique_key"] == expected.key, f"job {pk} lost its key"
+            if expected.key is not None and table[pk]["state"] not in FINISHED:
+                assert (expected.name, expected.key) not in held, f"{expected.key!r} held twice"
+                held.add((expected.name, expected.key))
 
     @invariant()
     def a_cancelled_job_never_completes(self):
