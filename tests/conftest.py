@@ -35,7 +35,12 @@ def wait_for(
 class WorkerProcess:
     """A ``manage.py worker`` subprocess connected to the test database."""
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None):
+    def __init__(
+        self, *args: str, env: dict[str, str] | None = None, expect_tracebacks: bool = False
+    ):
+        # A traceback in a worker's log means something went wrong that the test did not
+        # look at; tests whose workers log one on purpose say so.
+        self.expect_tracebacks = expect_tracebacks
         environment = dict(os.environ)
         environment["DBQ_TEST_DATABASE_NAME"] = str(connection.settings_dict["NAME"])
         environment["PYTHONUNBUFFERED"] = "1"
@@ -78,20 +83,46 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(10)
-        self.output.close()
+        if not self.output.closed:
+            self.output.flush()
+            self.output.close()
         return self.process.returncode
+
+    def unexpected_tracebacks(self) -> str:
+        """The log's tail when it holds a traceback the test did not declare ("" otherwise)."""
+        text = self.output_path.read_text()
+        if self.expect_tracebacks or "Traceback" not in text:
+            return ""
+        start = text.index("Traceback")
+        return f"worker {self.pid} logged a traceback:\n{text[max(start - 500, 0) : start + 4000]}"
 
 
 @pytest.fixture
 def start_worker():
-    """Start worker subprocesses; every one still running is stopped after the test."""
+    """Start worker subprocesses; every one still running is stopped after the test.
+
+    The test fails if a worker logged a traceback, unless it was started with
+    ``expect_tracebacks=True``.
+    """
     workers: list[WorkerProcess] = []
 
-    def start(*args: str, env: dict[str, str] | None = None) -> WorkerProcess:
-        worker = WorkerProcess(*args, env=env)
+    def start(
+        *args: str, env: dict[str, str] | None = None, expect_tracebacks: bool = False
+    ) -> WorkerProcess:
+        worker = WorkerProcess(*args, env=env, expect_tracebacks=expect_tracebacks)
         workers.append(worker)
         return worker
 
     yield start
     for worker in workers:
         worker.stop()
+    problems = [text for text in (w.unexpected_tracebacks() for w in workers) if text]
+    if problems:
+        pytest.fail("\n\n".join(problems), pytrace=False)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that starts worker subprocesses is a ``processes`` test, whatever its module."""
+    for item in items:
+        if "start_worker" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.processes)
