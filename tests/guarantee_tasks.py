@@ -53,10 +53,16 @@ def lose_connection(job) -> None:
     _record(job, "queried")
 
 
-def set_patience(job) -> None:
-    """Lets prefetched jobs wait behind a long job for ``patience`` seconds in this worker."""
+def batch_and_keep(job) -> None:
+    """Makes this worker claim full batches and keep prefetched jobs behind a long one.
+
+    Test knobs for the worker process it runs in: its next claim takes a whole batch
+    whatever its jobs took so far, and prefetched jobs wait behind a long job for
+    ``patience`` seconds instead of being handed back after one.
+    """
     from django_dbq import worker
 
+    worker.BATCH_WINDOW = 3600.0
     worker.PREFETCH_PATIENCE = float(job.workspace["patience"])
 
 
@@ -76,9 +82,13 @@ def _is_stopping(job) -> bool:
 
 
 def query_after_stopping(job) -> None:
-    """Waits until its worker is stopping (first signal seen), then sleeps in a MySQL query."""
+    """Waits until its worker is stopping (first signal seen), then sleeps in a MySQL query.
+
+    With ``"wait_for_stop": false`` in the workspace it goes straight to the query.
+    """
     _record(job, "started")
-    _wait_until(_is_stopping, job)
+    if job.workspace.get("wait_for_stop", True):
+        _wait_until(_is_stopping, job)
     _record(job, "querying")
     with connection.cursor() as cursor:
         cursor.execute("SELECT SLEEP(%s)", [job.workspace["sleep"]])

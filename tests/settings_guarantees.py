@@ -13,7 +13,7 @@ GUARANTEE_JOBS = {
         "tests.jobs.record_b",
     ],
     "held": [f"{_TASKS}.hold", "tests.jobs.record_b"],
-    "patience": [f"{_TASKS}.set_patience"],
+    "batch_and_keep": [f"{_TASKS}.batch_and_keep"],
     "resumes": [
         "tests.jobs.step_one",
         "tests.jobs.step_two",
