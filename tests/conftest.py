@@ -122,7 +122,32 @@ def start_worker():
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test that starts worker subprocesses is a ``processes`` test, whatever its module."""
+    """Complete the modules' markers test by test (see /work/notes/tests-docs.md).
+
+    A test that starts workers is a ``processes`` test whatever its module; one that
+    needs neither the database nor a subprocess is a ``unit`` test.
+    """
     for item in items:
         if "start_worker" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.processes)
+        if not item.get_closest_marker("django_db") and not item.get_closest_marker("processes"):
+            item.add_marker(pytest.mark.unit)
+
+
+@pytest.fixture(autouse=True)
+def _subprocesses_only_in_processes_tests(request, monkeypatch):
+    """A test that starts Python subprocesses must be marked ``processes`` (so -m selects right).
+
+    Other commands pass (croniter's import runs ``file`` through ``platform``).
+    """
+    if request.node.get_closest_marker("processes"):
+        return
+    start = subprocess.Popen.__init__
+
+    def refuse_python(self, command, *args, **kwargs):
+        words = [str(word) for word in ([command] if isinstance(command, str | Path) else command)]
+        if any(word == sys.executable or word.endswith(("python", "manage.py")) for word in words):
+            pytest.fail(f"{request.node.nodeid} starts {words[:3]}: mark it pytest.mark.processes")
+        start(self, command, *args, **kwargs)
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse_python)

@@ -23,7 +23,7 @@ from django_dbq.worker import Worker
 from tests.conftest import ROOT, wait_for
 from tests.models import Execution
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.database, pytest.mark.django_db(transaction=True)]
 
 
 def claimer(*queues: str, lease: float = 60, worker_id: str = "test-worker") -> Claimer:

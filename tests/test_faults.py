@@ -14,7 +14,7 @@ from django_dbq.models import Job
 from tests.conftest import wait_for
 from tests.models import Execution
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.database, pytest.mark.django_db(transaction=True)]
 
 SLEEP = "tests.jobs.sleep_step"
 # Short leases so that a lost worker's job is rescued within seconds.

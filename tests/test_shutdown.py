@@ -9,7 +9,7 @@ from tests.conftest import wait_for
 from tests.models import Execution
 from tests.test_faults import SLEEP, in_step, row, runs, state_is
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.database, pytest.mark.django_db(transaction=True)]
 
 
 def pids_of(job: Job, step: str) -> set[int]:

@@ -16,6 +16,8 @@ from django.db import connection
 from tests.conftest import ROOT
 from tests.legacy_venv import LegacyProject
 
+pytestmark = pytest.mark.processes
+
 DUMP = "from tests.upgrade_seed import dump; dump()"
 
 
