@@ -7,7 +7,7 @@ import datetime
 import uuid
 
 import pytest
-from django.db import OperationalError
+from django.db import OperationalError, connection
 from django.utils import timezone
 
 from django_dbq import leases
@@ -158,3 +158,30 @@ def test_a_step_that_lost_the_database_gives_up_at_the_same_limit(
     assert values["state"] == outcome
     assert values["attempts"] == attempts
     assert values["errors"][-1]["message"].startswith("the database connection was lost")
+
+
+# -- a step timeout that fires while the step waits on a query --------------------------------
+
+
+@pytest.mark.xfail(
+    condition=connection.vendor == "mysql",
+    strict=True,
+    reason="bug: on MySQL/MariaDB the alarm lands between mysqlclient's execute and its "
+    "result; the failure write then raises ProgrammingError 2014 'Commands out of sync', "
+    "the job stays PROCESSING until its lease lapses (then it is rescued, an attempt used) "
+    "and the worker logs a traceback",
+)
+def test_a_step_timeout_during_a_query_fails_the_step_with_step_timeout(settings):
+    """README, Retries and timeouts: a step over its timeout fails with StepTimeout."""
+    settings.JOBS = {
+        "db_sleep": {"tasks": ["tests.test_shutdown.sleep_in_the_database"], "timeout": 1},
+        "noop": ["tests.jobs.noop"],
+    }
+    job = Job.objects.create(name="db_sleep", workspace={"sleep": 5})
+    after = Job.objects.create(name="noop", priority=-1)
+    Worker("default", drain=True).run()
+    values = row(job)
+    assert values["state"] == "FAILED", values
+    assert values["errors"][-1]["type"] == "StepTimeout"
+    assert values["lease_token"] is None
+    assert row(after)["state"] == "COMPLETE"  # the connection works on
