@@ -122,7 +122,7 @@ def start_worker():
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Complete the modules' markers test by test (see /work/notes/tests-docs.md).
+    """Complete the modules' markers test by test (markers: pyproject.toml).
 
     A test that starts workers is a ``processes`` test whatever its module; one that
     needs neither the database nor a subprocess is a ``unit`` test.
