@@ -35,7 +35,12 @@ def wait_for(
 class WorkerProcess:
     """A ``manage.py worker`` subprocess connected to the test database."""
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None):
+    def __init__(
+        self, *args: str, env: dict[str, str] | None = None, expect_tracebacks: bool = False
+    ):
+        # A traceback in a worker's log means something went wrong that the test did not
+        # look at; tests whose workers log one on purpose say so.
+        self.expect_tracebacks = expect_tracebacks
         environment = dict(os.environ)
         environment["DBQ_TEST_DATABASE_NAME"] = str(connection.settings_dict["NAME"])
         environment["PYTHONUNBUFFERED"] = "1"
@@ -78,20 +83,71 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(10)
-        self.output.close()
+        if not self.output.closed:
+            self.output.flush()
+            self.output.close()
         return self.process.returncode
+
+    def unexpected_tracebacks(self) -> str:
+        """The log's tail when it holds a traceback the test did not declare ("" otherwise)."""
+        text = self.output_path.read_text()
+        if self.expect_tracebacks or "Traceback" not in text:
+            return ""
+        start = text.index("Traceback")
+        return f"worker {self.pid} logged a traceback:\n{text[max(start - 500, 0) : start + 4000]}"
 
 
 @pytest.fixture
 def start_worker():
-    """Start worker subprocesses; every one still running is stopped after the test."""
+    """Start worker subprocesses; every one still running is stopped after the test.
+
+    The test fails if a worker logged a traceback, unless it was started with
+    ``expect_tracebacks=True``.
+    """
     workers: list[WorkerProcess] = []
 
-    def start(*args: str, env: dict[str, str] | None = None) -> WorkerProcess:
-        worker = WorkerProcess(*args, env=env)
+    def start(
+        *args: str, env: dict[str, str] | None = None, expect_tracebacks: bool = False
+    ) -> WorkerProcess:
+        worker = WorkerProcess(*args, env=env, expect_tracebacks=expect_tracebacks)
         workers.append(worker)
         return worker
 
     yield start
     for worker in workers:
         worker.stop()
+    problems = [text for text in (w.unexpected_tracebacks() for w in workers) if text]
+    if problems:
+        pytest.fail("\n\n".join(problems), pytrace=False)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Complete the modules' markers test by test (markers: pyproject.toml).
+
+    A test that starts workers is a ``processes`` test whatever its module; one that
+    needs neither the database nor a subprocess is a ``unit`` test.
+    """
+    for item in items:
+        if "start_worker" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.processes)
+        if not item.get_closest_marker("django_db") and not item.get_closest_marker("processes"):
+            item.add_marker(pytest.mark.unit)
+
+
+@pytest.fixture(autouse=True)
+def _subprocesses_only_in_processes_tests(request, monkeypatch):
+    """A test that starts Python subprocesses must be marked ``processes`` (so -m selects right).
+
+    Other commands pass (croniter's import runs ``file`` through ``platform``).
+    """
+    if request.node.get_closest_marker("processes"):
+        return
+    start = subprocess.Popen.__init__
+
+    def refuse_python(self, command, *args, **kwargs):
+        words = [str(word) for word in ([command] if isinstance(command, str | Path) else command)]
+        if any(word == sys.executable or word.endswith(("python", "manage.py")) for word in words):
+            pytest.fail(f"{request.node.nodeid} starts {words[:3]}: mark it pytest.mark.processes")
+        start(self, command, *args, **kwargs)
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse_python)

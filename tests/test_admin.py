@@ -18,7 +18,7 @@ from django_dbq.admin import queue_overview
 from django_dbq.models import Job
 from tests.conftest import ROOT
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.database, pytest.mark.django_db]
 
 CHANGELIST = "admin:django_dbq_job_changelist"
 OVERVIEW = "admin:django_dbq_job_overview"
@@ -409,6 +409,7 @@ def test_queue_overview_needs_view_permission(client):
 # -- without django.contrib.admin -------------------------------------------
 
 
+@pytest.mark.processes
 def test_the_app_works_without_admin_auth_or_contenttypes(tmp_path):
     (tmp_path / "bare_settings.py").write_text(
         textwrap.dedent(

@@ -8,7 +8,7 @@ from django_dbq.exceptions import DuplicateJob
 from django_dbq.models import Job
 from tests.conftest import wait_for
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.database, pytest.mark.django_db(transaction=True)]
 
 
 def test_bulk_created_jobs_are_prepared_like_created_ones_and_run(start_worker):

@@ -10,7 +10,7 @@ from django_dbq.rescue import rescue_lapsed_jobs
 from tests.conftest import wait_for
 from tests.helpers import executions, run_steps
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.database, pytest.mark.django_db]
 
 
 # -- cancel -----------------------------------------------------------------------

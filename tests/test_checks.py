@@ -8,6 +8,8 @@ from django_dbq.checks import check_jobs, check_settings
 from django_dbq.models import Job
 from tests.helpers import manage
 
+pytestmark = pytest.mark.database
+
 
 def ids(errors):
     return sorted(error.id for error in errors)
@@ -114,6 +116,7 @@ def test_schedule_problems_are_reported(schedule, words):
     assert_hinted(errors)
 
 
+@pytest.mark.processes
 def test_manage_py_check_reports_every_problem_with_hints_and_fails():
     result = manage("check", settings="tests.settings_broken")
     assert result.returncode != 0
@@ -123,6 +126,7 @@ def test_manage_py_check_reports_every_problem_with_hints_and_fails():
     assert "tests.jobs.does_not_exist" in result.stderr
 
 
+@pytest.mark.processes
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_with_a_broken_configuration_refuses_to_start():
     job = Job.objects.create(name="noop")
@@ -133,6 +137,7 @@ def test_a_worker_with_a_broken_configuration_refuses_to_start():
     assert Job.objects.get(pk=job.pk).state == "NEW"
 
 
+@pytest.mark.processes
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_with_a_clean_configuration_passes_its_checks_and_starts():
     job = Job.objects.create(name="noop")
@@ -142,6 +147,7 @@ def test_a_worker_with_a_clean_configuration_passes_its_checks_and_starts():
     assert Job.objects.get(pk=job.pk).state == "COMPLETE"
 
 
+@pytest.mark.processes
 @pytest.mark.django_db(transaction=True)
 def test_commands_that_need_no_task_code_work_while_a_task_module_is_missing():
     settings = "tests.settings_missing_task"

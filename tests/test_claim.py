@@ -24,7 +24,7 @@ from django_dbq.worker import Worker
 from tests.conftest import ROOT, wait_for
 from tests.models import Execution
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.database, pytest.mark.django_db(transaction=True)]
 
 
 def claimer(*queues: str, lease: float = 60, worker_id: str = "test-worker") -> Claimer:
@@ -373,10 +373,14 @@ def test_prefetched_jobs_of_a_killed_worker_are_rescued_and_run_once(start_worke
     assert worker.wait() == 0
 
 
-def test_prefetched_jobs_behind_a_long_job_are_handed_back():
-    long = Job.objects.create(name="slow", workspace={"sleep": 3}, priority=5)
+def test_prefetched_jobs_behind_a_long_job_are_handed_back(settings):
+    from tests.settings_guarantees import GUARANTEE_JOBS
+
+    settings.JOBS = GUARANTEE_JOBS
+    # The long job's step waits for the test ("release"), so it outlasts any stall here.
+    long = Job.objects.create(name="held", priority=5)
     quick = Job.objects.bulk_create([Job(name="noop") for _ in range(5)])
-    worker = Worker("default", poll_interval=0.1, lease_seconds=4, batch_size=20)
+    worker = Worker("default", poll_interval=0.1, lease_seconds=8, batch_size=20)
     worker.seconds_per_job = 0.001  # as if it had been running quick jobs: claim a batch
     thread = _in_thread(worker)
     try:
@@ -390,6 +394,7 @@ def test_prefetched_jobs_behind_a_long_job_are_handed_back():
         )
         handed_back = Job.objects.filter(pk__in=[job.pk for job in quick])
         assert all(job.attempts == 0 and job.lease_token is None for job in handed_back)
+        Execution.objects.create(job_id=str(long.pk), step="release", pid=0)
         wait_for(lambda: Job.objects.filter(state="COMPLETE").count() == 6, what="every job")
     finally:
         _stop(worker, thread)

@@ -14,7 +14,7 @@ from django.utils import timezone
 from django_dbq.models import Job
 from tests.helpers import manage
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.database, pytest.mark.django_db]
 
 
 def run(*args, **options):
@@ -107,6 +107,7 @@ def test_create_job_with_a_duplicate_unique_key_is_an_error():
     assert list(Job.objects.all()) == [first]
 
 
+@pytest.mark.processes
 @pytest.mark.django_db(transaction=True)
 def test_create_job_in_a_subprocess_imports_no_task_code(tmp_path):
     marker = tmp_path / "imported"
@@ -116,6 +117,7 @@ def test_create_job_in_a_subprocess_imports_no_task_code(tmp_path):
     assert not marker.exists(), marker.read_text()
 
 
+@pytest.mark.processes
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(
     "args",

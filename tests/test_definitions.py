@@ -15,6 +15,8 @@ from django_dbq.definitions import (
 from django_dbq.exceptions import UnknownJob
 from django_dbq.models import Job
 
+pytestmark = pytest.mark.unit
+
 
 def test_short_form_is_a_list_of_task_paths():
     definition = parse_definition("short", ["a.b", "a.c"])

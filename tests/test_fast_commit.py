@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from django_dbq.claim import Claimer
 from django_dbq.models import Job
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.database, pytest.mark.django_db(transaction=True)]
 
 
 def claim_one() -> Job:

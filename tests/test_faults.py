@@ -14,7 +14,7 @@ from django_dbq.models import Job
 from tests.conftest import wait_for
 from tests.models import Execution
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.database, pytest.mark.django_db(transaction=True)]
 
 SLEEP = "tests.jobs.sleep_step"
 # Short leases so that a lost worker's job is rescued within seconds.
@@ -42,13 +42,17 @@ def state_is(job: Job, state: str):
 
 
 def test_kill_9_mid_task_another_worker_finishes_without_rerunning_finished_steps(start_worker):
-    job = Job.objects.create(name="long", workspace={"sleep": 3})
+    # A step far longer than the test can be late to see it (no window to miss); the
+    # rerun is made short once the worker is dead.
+    job = Job.objects.create(name="long", workspace={"sleep": 600})
     first = start_worker(env=SHORT_LEASE)
     wait_for(lambda: in_step(job, SLEEP), what="the first worker to reach the long step")
     assert runs(job) == {"a": 1}
     first.signal(signal.SIGKILL)
     first.wait()
+    Job.objects.filter(pk=job.pk).update(workspace={"sleep": 0.1})
 
+    # Only one live worker at a time: the short lease decides how soon the rescue comes.
     second = start_worker(env=SHORT_LEASE)
     wait_for(state_is(job, "COMPLETE"), what="the job to complete on the second worker")
     assert runs(job) == {"a": 1, "sleep": 1, "b": 1}  # step a was not run again
@@ -65,8 +69,10 @@ def test_kill_9_mid_task_another_worker_finishes_without_rerunning_finished_step
 
 def test_a_task_longer_than_the_lease_keeps_its_lease(start_worker):
     """Heartbeats renew the lease: a long task is not rescued while its worker lives."""
-    job = Job.objects.create(name="long", workspace={"sleep": 5})
-    workers = [start_worker(env=SHORT_LEASE) for _ in range(2)]
+    # Over two leases long. A 6 s lease is renewed every 1.5 s: a rescue by the other
+    # worker here would take a heartbeat stalled by 4.5 s, not just a busy machine.
+    job = Job.objects.create(name="long", workspace={"sleep": 14})
+    workers = [start_worker(env={"DBQ_LEASE_SECONDS": "6"}) for _ in range(2)]
     wait_for(state_is(job, "COMPLETE"), what="the job to complete")
     assert runs(job) == {"a": 1, "sleep": 1, "b": 1}
     values = row(job)
@@ -140,11 +146,13 @@ def test_four_workers_run_every_step_exactly_once(start_worker):
 
 
 def test_sigstop_past_the_lease_then_sigcont_late_writes_change_nothing(start_worker):
-    job = Job.objects.create(name="long", workspace={"sleep": 3})
+    # Long enough that the test cannot miss the step; the rerun elsewhere is short.
+    job = Job.objects.create(name="long", workspace={"sleep": 10})
     first = start_worker(env=SHORT_LEASE)
     wait_for(lambda: in_step(job, SLEEP), what="the first worker to reach the long step")
     first.signal(signal.SIGSTOP)
     try:
+        Job.objects.filter(pk=job.pk).update(workspace={"sleep": 0.1})
         second = start_worker(env=SHORT_LEASE)
         wait_for(state_is(job, "COMPLETE"), what="the job to be rescued and completed")
         finished = row(job)

@@ -15,7 +15,7 @@ from django_dbq.management.commands.worker import Worker
 from django_dbq.models import Job
 from django_dbq.tasks import get_next_task_name
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.database, pytest.mark.django_db]
 
 CHAIN = ["tests.jobs.step_one", "tests.jobs.step_two", "tests.jobs.step_three"]
 

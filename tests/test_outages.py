@@ -16,7 +16,7 @@ from django_dbq.models import Job
 from tests.conftest import wait_for
 from tests.models import Execution
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.processes, pytest.mark.django_db(transaction=True)]
 
 # Longer than a restart takes: workers keep their jobs through it, nothing is rescued.
 ENV = {"DBQ_LEASE_SECONDS": "20", "DBQ_POLL_INTERVAL": "0.2"}

@@ -11,7 +11,7 @@ from django_dbq.management.commands.worker import Worker
 from django_dbq.models import Job
 from tests.helpers import executions, run_steps
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.database, pytest.mark.django_db]
 
 FLAKY = "tests.jobs.fail_until"
 

@@ -15,7 +15,7 @@ from django_dbq.schedule import ScheduleEntry, Scheduler, parse_schedule
 from tests.conftest import wait_for
 from tests.helpers import run_steps
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.database, pytest.mark.django_db]
 
 EVERY_MINUTE = {
     "minutely": {

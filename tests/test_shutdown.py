@@ -9,7 +9,7 @@ from tests.conftest import wait_for
 from tests.models import Execution
 from tests.test_faults import SLEEP, in_step, row, runs, state_is
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.database, pytest.mark.django_db(transaction=True)]
 
 
 def pids_of(job: Job, step: str) -> set[int]:
@@ -18,14 +18,34 @@ def pids_of(job: Job, step: str) -> set[int]:
     )
 
 
+HELD = {"DJANGO_SETTINGS_MODULE": "tests.settings_guarantees"}
+HOLD = "tests.guarantee_tasks.hold"
+
+
+def release(job: Job) -> None:
+    """Let a ``held`` job's step (tests.guarantee_tasks.hold) return."""
+    Execution.objects.create(job_id=str(job.pk), step="release", pid=0)
+
+
+@pytest.fixture
+def held_jobs(settings):
+    from tests.settings_guarantees import GUARANTEE_JOBS
+
+    settings.JOBS = GUARANTEE_JOBS
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_signal_mid_task_finishes_the_step_and_another_worker_continues(start_worker, signum):
-    job = Job.objects.create(name="long", workspace={"sleep": 3})
-    first = start_worker()
-    wait_for(lambda: in_step(job, SLEEP), what="the worker to reach the long step")
+def test_signal_mid_task_finishes_the_step_and_another_worker_continues(
+    start_worker, held_jobs, signum
+):
+    # The step waits for the test, not for a time: no window the test could miss.
+    job = Job.objects.create(name="held")
+    first = start_worker(env=HELD)
+    wait_for(lambda: in_step(job, HOLD) and runs(job)["held"], what="the worker to hold the job")
     first.signal(signum)
     # While it finishes the step, the job is marked STOPPING...
     wait_for(state_is(job, "STOPPING"), what="the job to be marked STOPPING")
+    release(job)
     assert first.wait() == 0
     # ...and once the step is saved, the rest is released, using no attempt.
     values = row(job)
@@ -33,13 +53,13 @@ def test_signal_mid_task_finishes_the_step_and_another_worker_continues(start_wo
     assert values["next_task"] == "tests.jobs.record_b"
     assert values["attempts"] == 0
     assert values["lease_token"] is None
-    assert runs(job) == {"a": 1, "sleep": 1}
+    assert runs(job) == {"held": 1, "release": 1}
 
-    second = start_worker("--drain")
+    second = start_worker("--drain", env=HELD)
     assert second.wait() == 0
     assert row(job)["state"] == "COMPLETE"
-    assert runs(job) == {"a": 1, "sleep": 1, "b": 1}
-    assert pids_of(job, "sleep") == {first.pid}
+    assert runs(job) == {"held": 1, "release": 1, "b": 1}
+    assert pids_of(job, "held") == {first.pid}
     assert pids_of(job, "b") == {second.pid}
 
 
@@ -68,17 +88,16 @@ def test_second_signal_stops_at_once_and_releases_the_interrupted_step(start_wor
     assert runs(job) == {"a": 1, "sleep": 1, "b": 1}
 
 
-def test_stop_releases_prefetched_jobs_that_never_started(start_worker):
+def test_stop_releases_prefetched_jobs_that_never_started(start_worker, held_jobs):
     """A stopping worker hands back every job it claimed but did not start: none stays held."""
     Job.objects.bulk_create([Job(name="noop") for _ in range(50)])
-    Job.objects.create(name="long", workspace={"sleep": 2}, priority=-1)
+    long = Job.objects.create(name="held", priority=-1)
     Job.objects.bulk_create([Job(name="noop", priority=-2) for _ in range(300)])
-    worker = start_worker()
-    wait_for(
-        lambda: Job.objects.filter(state__in=("PROCESSING", "STOPPING"), name="long").exists(),
-        what="the long job to start",
-    )
+    worker = start_worker(env=HELD)
+    wait_for(lambda: runs(long)["held"], what="the long job to start")
     worker.signal(signal.SIGTERM)
+    wait_for(state_is(long, "STOPPING"), what="the long job to be marked STOPPING")
+    release(long)
     assert worker.wait() == 0
     assert not Job.objects.filter(state__in=("PROCESSING", "STOPPING")).exists()
     assert not Job.objects.filter(lease_token__isnull=False).exists()
@@ -87,36 +106,40 @@ def test_stop_releases_prefetched_jobs_that_never_started(start_worker):
     assert not waiting.filter(attempts__gt=0).exists()
 
 
-def test_shutdown_from_another_thread_never_raises_in_the_caller():
+def test_shutdown_from_another_thread_never_raises_in_the_caller(held_jobs):
     from django_dbq.worker import Worker
     from tests.test_claim import _in_thread
 
-    job = Job.objects.create(name="slow", workspace={"sleep": 1})
+    job = Job.objects.create(name="held")
     worker = Worker("default", poll_interval=0.1)
     thread = _in_thread(worker)
-    wait_for(lambda: in_step(job, SLEEP), what="the worker thread to start the job")
+    wait_for(lambda: runs(job)["held"], what="the worker thread to start the job")
     worker.shutdown()
     worker.shutdown()  # a second call: the task runs in another thread, nothing raises here
+    release(job)
     thread.join(60)
     assert not thread.is_alive()
     values = row(job)
-    assert (values["state"], values["next_task"]) == ("READY", "tests.jobs.record_a")
-    assert runs(job) == {"sleep": 1}
+    assert (values["state"], values["next_task"]) == ("READY", "tests.jobs.record_b")
+    assert runs(job) == {"held": 1, "release": 1}
 
 
-def test_stopping_never_outlives_its_worker(start_worker):
+def test_stopping_never_outlives_its_worker(start_worker, held_jobs):
     """SIGTERM marks the job STOPPING; a SIGKILL before the step ends leaves it to be rescued."""
-    job = Job.objects.create(name="long", workspace={"sleep": 3})
-    lease = {"DBQ_LEASE_SECONDS": "2"}
+    job = Job.objects.create(name="held")
+    # One live worker at a time: the short lease decides how soon the rescue comes.
+    lease = {**HELD, "DBQ_LEASE_SECONDS": "2"}
     first = start_worker(env=lease)
-    wait_for(lambda: in_step(job, SLEEP), what="the worker to reach the long step")
+    wait_for(lambda: runs(job)["held"], what="the worker to reach the long step")
     first.signal(signal.SIGTERM)
     wait_for(state_is(job, "STOPPING"), what="the job to be marked STOPPING")
     first.signal(signal.SIGKILL)
     first.wait()
+    release(job)  # the rerun goes straight through
     second = start_worker(env=lease)
     wait_for(state_is(job, "COMPLETE"), what="the job to be rescued and completed")
-    assert runs(job) == {"a": 1, "sleep": 1, "b": 1}
+    assert runs(job) == {"held": 2, "release": 1, "b": 1}
+    assert row(job)["errors"][0]["type"] == "WorkerLost"
     second.signal(signal.SIGTERM)
     assert second.wait() == 0
 

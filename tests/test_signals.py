@@ -11,7 +11,7 @@ from django_dbq.models import Job
 from django_dbq.rescue import rescue_lapsed_jobs
 from tests.helpers import run_steps
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.database, pytest.mark.django_db]
 
 ALL = [
     "job_created",

@@ -31,12 +31,16 @@ except ImportError:  # Django 5.2 with the django-tasks backport
     from django_tasks.exceptions import TaskResultDoesNotExist, TaskResultMismatch
     from django_tasks.signals import task_enqueued
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.database, pytest.mark.django_db(transaction=True)]
 
 
-def drain(start_worker, *queues, env=None):
-    """Run one ``manage.py worker --drain`` over ``queues`` to the end; return its log."""
-    worker = start_worker("--drain", *queues, env=env)
+def drain(start_worker, *queues, env=None, failing=False):
+    """Run one ``manage.py worker --drain`` over ``queues`` to the end; return its log.
+
+    With ``failing``, a task fails on purpose: django-tasks logs its traceback
+    (its ``task_finished`` receiver), so the worker's log holds one.
+    """
+    worker = start_worker("--drain", *queues, env=env, expect_tracebacks=failing)
     assert worker.wait() == 0, worker.log()[-3000:]
     return worker.log()
 
@@ -116,7 +120,7 @@ def test_non_json_arguments_are_rejected_and_nothing_is_stored(args, kwargs):
 
 def test_non_json_return_value_fails_the_task(start_worker):
     result = tasks_app.returns_a_set.enqueue()
-    drain(start_worker)
+    drain(start_worker, failing=True)
     result.refresh()
     assert result.status == TaskResultStatus.FAILED
     assert result.errors[0].exception_class_path == "builtins.TypeError"
@@ -147,7 +151,7 @@ def test_a_task_bound_under_another_name_is_refused_at_enqueue():
 
 def test_failure_records_exception_class_and_traceback(start_worker):
     result = tasks_app.explode.enqueue("the boiler")
-    drain(start_worker)
+    drain(start_worker, failing=True)
     result.refresh()
     assert result.status == TaskResultStatus.FAILED
     assert result.finished_at is not None
@@ -177,7 +181,7 @@ def test_per_task_max_attempts_retries_until_success(start_worker):
 def test_per_task_max_attempts_then_fails(start_worker):
     key = uuid.uuid4()
     result = tasks_app.flaky.enqueue(str(key), 10)
-    drain(start_worker)
+    drain(start_worker, failing=True)
     result.refresh()
     assert result.status == TaskResultStatus.FAILED
     assert result.attempts == 3 and len(result.errors) == 3
@@ -190,7 +194,7 @@ def test_backend_options_set_the_retry_policy(start_worker):
     default = tasks_app.always_fails.enqueue(str(once))
     retrying = tasks_app.always_fails.using(backend="retrying").enqueue(str(twice))
     assert retrying.backend == "retrying"
-    drain(start_worker)
+    drain(start_worker, failing=True)
     default.refresh()
     retrying.refresh()  # through the "retrying" backend
     assert default.status == retrying.status == TaskResultStatus.FAILED
@@ -202,7 +206,7 @@ def test_backend_options_set_a_retry_policy_per_task(start_worker):
     # OPTIONS["tasks"] of the "retrying" backend gives explode three attempts.
     here = tasks_app.explode.enqueue("once")
     there = tasks_app.explode.using(backend="retrying").enqueue("thrice")
-    drain(start_worker)
+    drain(start_worker, failing=True)
     here.refresh()
     there.refresh()
     assert here.status == there.status == TaskResultStatus.FAILED
@@ -213,7 +217,7 @@ def test_backend_options_set_a_retry_policy_per_task(start_worker):
 def test_fail_permanently_skips_the_remaining_attempts(start_worker):
     key = uuid.uuid4()
     result = tasks_app.give_up.enqueue(str(key))
-    drain(start_worker)
+    drain(start_worker, failing=True)
     result.refresh()
     assert result.status == TaskResultStatus.FAILED and result.attempts == 1
     assert result.errors[0].exception_class_path == "django_dbq.exceptions.FailPermanently"
@@ -222,7 +226,7 @@ def test_fail_permanently_skips_the_remaining_attempts(start_worker):
 
 def test_per_task_timeout_stops_a_task(start_worker):
     result = tasks_app.oversleep.enqueue()
-    drain(start_worker)
+    drain(start_worker, failing=True)
     result.refresh()
     assert result.status == TaskResultStatus.FAILED
     assert result.errors[0].exception_class_path == "django_dbq.exceptions.StepTimeout"
@@ -231,7 +235,7 @@ def test_per_task_timeout_stops_a_task(start_worker):
 def test_per_task_timeout_cancels_an_async_task(start_worker):
     # Were the coroutine left running, the worker could not exit: drain() would time out.
     result = tasks_app.async_oversleep.enqueue()
-    drain(start_worker)
+    drain(start_worker, failing=True)
     result.refresh()
     assert result.status == TaskResultStatus.FAILED
     assert result.errors[0].exception_class_path == "django_dbq.exceptions.StepTimeout"
@@ -392,7 +396,7 @@ def test_signals_are_sent(start_worker):
         (DatabaseBackend, bad.id, TaskResultStatus.READY),
     ]
     # task_started/task_finished fire in the worker; tests.tasks_app's receivers record them.
-    drain(start_worker)
+    drain(start_worker, failing=True)
     assert steps(good.id) == ["started RUNNING by DatabaseBackend", "finished SUCCESSFUL"]
     assert steps(bad.id) == ["started RUNNING by DatabaseBackend", "finished FAILED"]
 

@@ -9,7 +9,7 @@ from django_dbq.definitions import parse_definition
 from django_dbq.models import Job
 from tests.helpers import executions, run_steps
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.database, pytest.mark.django_db]
 
 
 def jobs_with(**extra):

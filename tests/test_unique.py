@@ -9,7 +9,7 @@ from django_dbq.exceptions import DuplicateJob
 from django_dbq.models import Job
 from tests.helpers import run_steps
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.database, pytest.mark.django_db]
 
 
 def test_a_second_job_with_the_same_key_raises_duplicate_job_with_the_existing_one():

@@ -1,11 +1,12 @@
 """Installing into a bare project, and upgrading a database migrated by django-db-queue 3.3.0.
 
-Both run ``manage.py`` in subprocesses against their own temporary SQLite file.
+Both run ``manage.py`` in subprocesses against a scratch database of their own (on
+the server the suite runs against, or a SQLite file). The upgrade starts from the
+real django-db-queue 3.3.0, installed in a virtualenv of its own (tests/legacy_venv.py).
 """
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 
@@ -13,30 +14,11 @@ import pytest
 from django.db import connection
 
 from tests.conftest import ROOT
-from tests.upgrade_seed import OLD_MIGRATIONS  # django-db-queue 3.3.0's six
+from tests.legacy_venv import LegacyProject
 
-# The job table those migrations leave on SQLite.
-OLD_SCHEMA = """
-CREATE TABLE "django_migrations" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT,
-    "app" varchar(255) NOT NULL, "name" varchar(255) NOT NULL, "applied" datetime NOT NULL);
-CREATE TABLE "django_dbq_job" ("id" char(32) NOT NULL PRIMARY KEY, "created" datetime NOT NULL,
-    "modified" datetime NOT NULL, "name" varchar(100) NOT NULL, "state" varchar(20) NOT NULL,
-    "next_task" varchar(100) NOT NULL,
-    "workspace" text NULL CHECK ((JSON_VALID("workspace") OR "workspace" IS NULL)),
-    "queue_name" varchar(20) NOT NULL, "priority" smallint NOT NULL, "run_after" datetime NULL);
-CREATE INDEX "django_dbq_job_created_old" ON "django_dbq_job" ("created");
-CREATE INDEX "django_dbq_job_state_old" ON "django_dbq_job" ("state");
-CREATE INDEX "django_dbq_job_queue_name_old" ON "django_dbq_job" ("queue_name");
-CREATE INDEX "django_dbq_job_priority_old" ON "django_dbq_job" ("priority");
-CREATE INDEX "django_dbq_job_run_after_old" ON "django_dbq_job" ("run_after");
-"""
-OLD_ROWS = [
-    # id, name, state, next_task, workspace, queue, priority
-    ("a" * 32, "chain", "READY", "tests.jobs.step_two", '{"one": 5}', "default", 0),
-    ("b" * 32, "noop", "NEW", "tests.jobs.noop", None, "default", 0),
-    ("c" * 32, "chain", "COMPLETE", "", '{"done": true}', "default", 0),
-    ("d" * 32, "failing", "FAILED", "tests.jobs.raise_error", "{}", "other", 5),
-]
+pytestmark = pytest.mark.processes
+
+DUMP = "from tests.upgrade_seed import dump; dump()"
 
 
 def manage(database, *args, use_tz="1"):
@@ -84,12 +66,6 @@ def shell(database, code):
     return ok(manage(database, "shell", "-v", "0", "-c", code))
 
 
-def job_rows(db_path):
-    with sqlite3.connect(db_path) as db:
-        db.row_factory = sqlite3.Row
-        return {row["id"]: dict(row) for row in db.execute("SELECT * FROM django_dbq_job")}
-
-
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("use_tz", ["1", "0"])
 def test_the_app_works_as_the_only_installed_app(scratch_database, use_tz):
@@ -103,85 +79,78 @@ def test_the_app_works_as_the_only_installed_app(scratch_database, use_tz):
     assert 'Starting job worker for queue "default"' in ok(
         manage(db, "worker", "--drain", use_tz=use_tz)
     )
-    [row] = json.loads(shell(db, "from tests.upgrade_seed import dump; dump()"))
+    [row] = json.loads(shell(db, DUMP))
     assert row["id"] == job_id
     assert row["state"] == "COMPLETE"
     assert row["workspace"] == {"input": 1, "one": 2, "two": 4, "three": 7}
     assert ok(manage(db, "delete_old_jobs", "--hours", "0", use_tz=use_tz)) == "Deleted 1 job(s)\n"
 
 
-def test_a_database_migrated_by_django_db_queue_3_3_upgrades_in_place(tmp_path):
-    db = tmp_path / "old.sqlite3"
-    with sqlite3.connect(db) as old:
-        old.executescript(OLD_SCHEMA)
-        old.executemany(
-            "INSERT INTO django_migrations (app, name, applied) VALUES ('django_dbq', ?, "
-            "'2024-05-01 12:00:00')",
-            [(name,) for name in OLD_MIGRATIONS],
-        )
-        old.executemany(
-            "INSERT INTO django_dbq_job (id, name, state, next_task, workspace, queue_name, "
-            "priority, created, modified, run_after) VALUES (?, ?, ?, ?, ?, ?, ?, "
-            "'2024-05-01 12:00:00', '2024-05-01 12:00:00', NULL)",
-            OLD_ROWS,
-        )
-    plan = ok(manage(db, "migrate", "django_dbq", "--plan"))
-    assert "0007_leases_retries_schedules" in plan and "0008_claim_indexes_and_notify" in plan
-    assert "0001_squashed" not in plan
-    output = ok(manage(db, "migrate", "django_dbq"))
-    assert "Applying django_dbq.0007_leases_retries_schedules... OK" in output
-    assert "Applying django_dbq.0008_claim_indexes_and_notify... OK" in output
-    assert "0001" not in output
-    shown = ok(manage(db, "showmigrations", "django_dbq"))
-    assert "[ ]" not in shown and "[X] 0008_claim_indexes_and_notify" in shown
-    ok(manage(db, "makemigrations", "django_dbq", "--check", "--dry-run"))
-
-    # The old rows keep their meaning: waiting jobs run on from their next task.
-    assert (
-        ok(manage(db, "queue_depth", "default", "other"))
-        == "event=queue_depths default=2 other=0\n"
-    )
-    ok(manage(db, "worker", "--drain"))
-    rows = job_rows(db)
-    assert rows["a" * 32]["state"] == "COMPLETE"
-    assert json.loads(rows["a" * 32]["workspace"]) == {"one": 5, "two": 10, "three": 13}
-    assert rows["b" * 32]["state"] == "COMPLETE"
-    assert rows["c" * 32]["state"] == "COMPLETE" and rows["d" * 32]["state"] == "FAILED"
-    assert rows["d" * 32]["priority"] == 5 and json.loads(rows["d" * 32]["errors"]) == []
-    # Finished old jobs can be retried and deleted with the new commands.
-    failed_id = "dddddddd-dddd-dddd-dddd-dddddddddddd"
-    assert "queued again from tests.jobs.raise_error" in ok(manage(db, "retry_job", failed_id))
-    assert ok(manage(db, "delete_old_jobs")) == "Deleted 3 job(s)\n"
+def legacy_database(scratch: dict) -> dict:
+    """The scratch database as django-db-queue 3.3.0's project names it (Django settings)."""
+    if connection.vendor == "sqlite":
+        return {"ENGINE": "django.db.backends.sqlite3", "NAME": scratch["DBQ_MINIMAL_DB"]}
+    ours = connection.settings_dict
+    database = {key: ours[key] for key in ("ENGINE", "HOST", "PORT", "USER", "PASSWORD")}
+    database["NAME"] = scratch["DBQ_MINIMAL_DB"]
+    if connection.vendor == "mysql":
+        database["OPTIONS"] = {"charset": "utf8mb4"}
+    return database
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_3_3_database_on_this_backend_upgrades_in_place(scratch_database):
+def test_a_database_migrated_by_django_db_queue_3_3_upgrades_in_place(scratch_database, tmp_path):
     db = scratch_database
-    # 0001_squashed is the 3.3.0 table; seed() leaves the six 3.x migration names and rows.
-    ok(manage(db, "migrate", "django_dbq", "0001_squashed_0006_alter_job_state"))
-    shell(db, "from tests.upgrade_seed import seed; seed()")
+    old = LegacyProject(tmp_path / "legacy", connection.vendor, legacy_database(db))
+    assert old.version() == "3.3.0"
+    assert "Applying django_dbq.0006_alter_job_state... OK" in old.run(
+        "-m", "django", "migrate", "django_dbq"
+    )
+    made = json.loads(old.code("from tests.upgrade_seed import seed; seed()"))
+
+    plan = ok(manage(db, "migrate", "django_dbq", "--plan"))
+    assert "0007_leases_retries_schedules" in plan and "0008_claim_indexes_and_notify" in plan
+    assert "0001_squashed" not in plan  # 3.3.0's six migrations count as ours
     output = ok(manage(db, "migrate"))
     assert "Applying django_dbq.0007_leases_retries_schedules... OK" in output
     assert "Applying django_dbq.0008_claim_indexes_and_notify... OK" in output
     assert "Applying django_dbq.0001" not in output
     assert "[ ]" not in ok(manage(db, "showmigrations", "django_dbq"))
     ok(manage(db, "makemigrations", "django_dbq", "--check", "--dry-run"))
-    assert ok(manage(db, "queue_depth", "default", "other")) == (
-        "event=queue_depths default=2 other=0\n"
+    queues = ["default", "ready", "processing", "stopping", "other", "later"]
+    assert ok(manage(db, "queue_depth", *queues)) == (
+        "event=queue_depths default=1 ready=1 processing=0 stopping=0 other=0 later=1\n"
     )
-    ok(manage(db, "worker", "--drain"))
-    rows = json.loads(shell(db, "from tests.upgrade_seed import dump; dump()"))
-    by_id = {row["id"][-1]: row for row in rows}
-    assert by_id["1"]["state"] == "COMPLETE"
-    assert by_id["1"]["workspace"] == {"one": 5, "two": 10, "three": 13}
-    assert by_id["2"]["state"] == "COMPLETE"
-    assert by_id["3"]["state"] == "COMPLETE" and by_id["3"]["workspace"] == {"done": True}
-    assert by_id["4"]["state"] == "FAILED" and by_id["4"]["priority"] == 5
-    assert by_id["4"]["errors"] == []
-    ok(manage(db, "retry_job", "00000000-0000-0000-0000-000000000004"))
+
+    # Jobs left PROCESSING or STOPPING by 3.3.0's workers have no lease: rescued at once.
+    rescue = "from django_dbq.rescue import rescue_lapsed_jobs; print(rescue_lapsed_jobs())"
+    assert shell(db, rescue).strip() == "2"
+    ok(manage(db, "worker", *queues, "--drain"))
+    rows = {row["id"]: row for row in json.loads(shell(db, DUMP))}
+    job = {label: rows[pk] for label, pk in made.items()}
+    # Waiting jobs run on from their next step, with the workspace 3.3.0 saved.
+    assert job["new"]["state"] == "COMPLETE"
+    assert job["new"]["workspace"] == {"input": 1, "one": 2, "two": 4, "three": 7}
+    assert job["ready"]["state"] == "COMPLETE"
+    assert job["ready"]["workspace"] == {"one": 1, "two": 2, "three": 5}
+    assert (job["ready"]["attempts"], job["ready"]["errors"]) == (1, [])
+    for label in ("processing", "stopping"):
+        assert job[label]["state"] == "COMPLETE"
+        assert job[label]["workspace"] == {"input": 10, "one": 11, "two": 22, "three": 25}
+        assert [error["type"] for error in job[label]["errors"]] == ["WorkerLost"]
+    # Finished jobs stay as 3.3.0 left them; a job for later waits.
+    assert (job["complete"]["state"], job["complete"]["next_task"]) == ("COMPLETE", "")
+    assert job["failed"]["state"] == "FAILED" and job["failed"]["priority"] == 5
+    assert job["failed"]["errors"] == []
+    assert (job["later"]["state"], job["later"]["attempts"]) == ("NEW", 0)
+    # Old failed jobs can be retried and old finished jobs deleted with the new commands.
+    retried = ok(manage(db, "retry_job", made["failed"]))
+    assert "queued again from tests.jobs.raise_error" in retried
     ok(manage(db, "worker", "other", "--drain"))
-    rows = json.loads(shell(db, "from tests.upgrade_seed import dump; dump()"))
-    assert rows[-1]["state"] == "FAILED" and rows[-1]["errors"][0]["type"] == "ValueError"
+    rows = {row["id"]: row for row in json.loads(shell(db, DUMP))}
+    assert rows[made["failed"]]["state"] == "FAILED"
+    assert rows[made["failed"]]["errors"][0]["type"] == "ValueError"
+    assert ok(manage(db, "delete_old_jobs", "--hours", "0")) == "Deleted 6 job(s)\n"
 
 
 def test_the_model_retry_and_schedule_suites_pass_with_use_tz_false():

@@ -7,7 +7,7 @@ import pytest
 from django_dbq.models import Job
 from tests.conftest import wait_for
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.database, pytest.mark.django_db(transaction=True)]
 
 
 def test_worker_runs_chained_tasks_through_the_workspace(start_worker):
