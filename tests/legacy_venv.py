@@ -1,4 +1,5 @@
-"""The real django-db-queue 3.3.0, in a virtualenv of its own, for tests/test_upgrade.py.
+"""The real django-db-queue 3.3.0, in a virtualenv of its own (tests/test_upgrade.py,
+tests/test_drop_in.py).
 
 The virtualenv is built on first use under ``var/`` (keyed by version, Python and
 database driver) and kept between runs; building it needs the package index. The
@@ -113,3 +114,22 @@ class LegacyProject:
         return self.code(
             "from importlib.metadata import version; print(version('django-db-queue'))"
         ).strip()
+
+
+def run_legacy_script(script: Path, *args: str, env: dict[str, str] | None = None) -> dict:
+    """Run ``script`` under django-db-queue 3.3.0 (SQLite); it prints one JSON object.
+
+    Its working directory and path hold no copy of this library: ``django_dbq`` is
+    3.3.0's. ``tests/`` is on the path for modules that import nothing of ours.
+    """
+    environment = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT / "tests"), **(env or {})}
+    result = subprocess.run(
+        [str(legacy_python("sqlite")), str(script), *args],
+        cwd=script.parent,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, f"{script.name} failed:\n{result.stdout}\n{result.stderr}"
+    return json.loads(result.stdout.strip().splitlines()[-1])

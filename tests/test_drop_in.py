@@ -1,7 +1,7 @@
 """Code written for django-db-queue 3.x sees the same thing here as under the real 3.3.0.
 
 The same hooks (tests/hook_probe.py) run under django-db-queue 3.3.0, installed from
-the package registry into a virtualenv of its own (tests/legacy_dbq.py), and under
+the package registry into a virtualenv of its own (tests/legacy_venv.py), and under
 this library; what each hook saw and what was saved must match, but for the one
 difference the README's upgrade section lists.
 """
@@ -18,7 +18,7 @@ from django_dbq.models import Job
 from django_dbq.worker import Worker
 from tests.conftest import wait_for
 from tests.helpers import manage
-from tests.legacy_dbq import run_legacy
+from tests.legacy_venv import run_legacy_script
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -67,7 +67,7 @@ def test_hooks_see_and_save_what_they_did_under_django_db_queue_3_3_0(
     workspace, tmp_path, monkeypatch
 ):
     legacy_log, our_log = tmp_path / "legacy.jsonl", tmp_path / "ours.jsonl"
-    legacy = run_legacy(
+    legacy = run_legacy_script(
         LEGACY_SCRIPT,
         str(tmp_path / "legacy.sqlite3"),
         json.dumps(workspace),

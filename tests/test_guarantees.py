@@ -7,7 +7,7 @@ import datetime
 import uuid
 
 import pytest
-from django.db import OperationalError, connection
+from django.db import OperationalError
 from django.utils import timezone
 
 from django_dbq import leases
@@ -163,14 +163,6 @@ def test_a_step_that_lost_the_database_gives_up_at_the_same_limit(
 # -- a step timeout that fires while the step waits on a query --------------------------------
 
 
-@pytest.mark.xfail(
-    condition=connection.vendor == "mysql",
-    strict=True,
-    reason="bug: on MySQL/MariaDB the alarm lands between mysqlclient's execute and its "
-    "result; the failure write then raises ProgrammingError 2014 'Commands out of sync', "
-    "the job stays PROCESSING until its lease lapses (then it is rescued, an attempt used) "
-    "and the worker logs a traceback",
-)
 def test_a_step_timeout_during_a_query_fails_the_step_with_step_timeout(settings):
     """README, Retries and timeouts: a step over its timeout fails with StepTimeout."""
     settings.JOBS = {

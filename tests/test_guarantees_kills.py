@@ -100,12 +100,6 @@ def test_on_mysql_a_second_signal_takes_effect_when_the_query_returns(start_work
     stop(after)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the interrupt lands between mysqlclient's execute and its result, so the "
-    "release fails with ProgrammingError 2014 'Commands out of sync' and the job stays "
-    "STOPPING until its lease lapses and it is rescued (an attempt used, a WorkerLost error)",
-)
 def test_on_mysql_a_second_signal_during_a_query_hands_the_step_back(start_worker):
     """README, Signals: a second signal hands the interrupted step back, attempt given back."""
     job, worker = second_signal_during_a_query(start_worker)
