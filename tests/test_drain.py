@@ -8,7 +8,7 @@ import pytest
 from django_dbq import leases
 from django_dbq.models import Job
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.processes, pytest.mark.django_db(transaction=True)]
 
 
 def lost(job: Job, *, lease: bool) -> None:

@@ -20,7 +20,7 @@ from tests.conftest import wait_for
 from tests.helpers import manage
 from tests.legacy_venv import run_legacy_script
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.processes, pytest.mark.django_db(transaction=True)]
 
 LEGACY_SCRIPT = Path(__file__).resolve().parent / "legacy" / "run_hooks.py"
 

@@ -26,7 +26,7 @@ from tests import hardening_tasks
 from tests.conftest import wait_for
 from tests.helpers import executions, manage
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.processes, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture(autouse=True)

@@ -18,7 +18,7 @@ from django_dbq.schedule import Scheduler
 from tests.helpers import run_steps
 from tests.test_upgrade import manage, ok, scratch_database, shell  # noqa: F401 - a fixture
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.database, pytest.mark.django_db]
 
 WAITING_OR_RUNNING = ["NEW", "READY", "PROCESSING", "STOPPING"]
 FINISHED = ["COMPLETE", "FAILED", "CANCELLED"]
@@ -273,6 +273,7 @@ def test_the_claim_indexes_survive_and_the_active_key_index_exists():
     assert "dbq_job_unique_key" not in names
 
 
+@pytest.mark.processes
 @pytest.mark.django_db(transaction=True)
 def test_the_migration_goes_back_and_forth_with_finished_jobs_sharing_a_key(scratch_database):  # noqa: F811
     db = scratch_database

@@ -30,6 +30,7 @@ from tests.conftest import ROOT, wait_for
 from tests.models import Execution
 
 pytestmark = [
+    pytest.mark.processes,
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(
         connection.vendor == "sqlite",

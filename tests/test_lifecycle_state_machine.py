@@ -41,7 +41,7 @@ from django_dbq.maintenance import Heartbeat, mark_stopping
 from django_dbq.models import Job
 from django_dbq.rescue import rescue_lapsed_jobs
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.database, pytest.mark.django_db(transaction=True)]
 
 LEASE = 60.0  # long: a lease lapses only when the test says so
 NAMES = ("lifecycle", "lifecycle_retrying")  # 1 attempt and 2 steps; 2 attempts and 3 steps

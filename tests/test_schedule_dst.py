@@ -16,7 +16,7 @@ from django_dbq import schedule
 from django_dbq.models import Job, Schedule
 from django_dbq.schedule import ScheduleEntry, Scheduler, first_occurrence, is_interval
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.database, pytest.mark.django_db]
 # With USE_TZ = False times are naive wall-clock times: a repeated one is simply equal.
 needs_tz = pytest.mark.skipif(not settings.USE_TZ, reason="drives the scheduler with aware times")
 

@@ -17,6 +17,8 @@ from django_dbq.tasks_backend import DatabaseBackend, UnregisteredTask, registry
 from tests import tasks_app
 from tests.helpers import manage
 
+pytestmark = pytest.mark.processes  # some tests start manage.py subprocesses
+
 try:
     from django.tasks import TaskResultStatus, default_task_backend
     from django.tasks.exceptions import InvalidTask
