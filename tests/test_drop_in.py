@@ -17,8 +17,9 @@ from django_dbq.checks import check_jobs, check_settings
 from django_dbq.models import Job
 from django_dbq.worker import Worker
 from tests.conftest import wait_for
-from tests.helpers import manage
+from tests.helpers import executions, manage
 from tests.legacy_venv import run_legacy_script
+from tests.models import Execution
 
 pytestmark = [pytest.mark.processes, pytest.mark.django_db(transaction=True)]
 
@@ -102,15 +103,17 @@ def test_a_worker_logs_each_step_in_django_db_queue_3_formats():
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGQUIT], ids=["SIGTERM", "SIGQUIT"])
-def test_a_stopping_worker_hands_the_job_back_and_says_so(start_worker, signum):
+def test_a_stopping_worker_hands_the_job_back_and_says_so(start_worker, settings, signum):
     """SIGQUIT stops a worker gracefully too, as in django-db-queue 3.x."""
-    job = Job.objects.create(name="long", workspace={"sleep": 2})
-    worker = start_worker()
-    wait_for(
-        lambda: Job.objects.get(pk=job.pk).next_task == "tests.jobs.sleep_step",
-        what="the worker to reach the long step",
-    )
+    from tests.settings_guarantees import GUARANTEE_JOBS
+
+    settings.JOBS = GUARANTEE_JOBS
+    job = Job.objects.create(name="held")  # its step waits until the test releases it
+    worker = start_worker(env={"DJANGO_SETTINGS_MODULE": "tests.settings_guarantees"})
+    wait_for(lambda: executions(job) == ["held"], what="the worker to be inside the step")
     worker.signal(signum)
+    wait_for(lambda: Job.objects.get(pk=job.pk).state == "STOPPING", what="the STOPPING mark")
+    Execution.objects.create(job_id=str(job.pk), step="release", pid=0)
     assert worker.wait() == 0
     job.refresh_from_db()
     assert (job.state, job.next_task) == ("READY", "tests.jobs.record_b")
