@@ -514,7 +514,7 @@ class LifecycleMachine(RuleBasedStateMachine):
             assert not (expected.cancel_accepted and expected.state == "COMPLETE")
 
 
-EXAMPLES = int(os.environ.get("DBQ_LIFECYCLE_EXAMPLES", "40"))
+EXAMPLES = int(os.environ.get("DBQ_LIFECYCLE_EXAMPLES", "80"))
 
 
 # A passing run takes well under a minute; shrinking several distinct failures on a real
