@@ -26,6 +26,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
+    initialize,
     invariant,
     precondition,
     rule,
@@ -50,6 +51,7 @@ RUNNABLE, ACTIVE = ("NEW", "READY"), ("PROCESSING", "STOPPING")
 FINISHED = ("COMPLETE", "FAILED", "CANCELLED")
 IGNORED = {"modified"}  # bookkeeping only: not part of "a write changed nothing"
 STALE = "a write made with an old claim changed a row"
+OLD_WRITES = ("heartbeat", "finish_step", "fail", "release", "task_save", "mark_stopping")
 
 
 class Driver:
@@ -186,17 +188,29 @@ class LifecycleMachine(RuleBasedStateMachine):
         if state == "CANCELLED" and expected.cancel_requested:
             expected.cancel_accepted = True
 
-    def changes_nothing(self, job: Job, write) -> bool:
+    def changes_nothing(self, job: Job, write, may_refuse=(JobLost,)) -> bool:
         """Make ``write`` with ``job`` (an instance without the current claim): did no row change?
+
+        ``may_refuse``: exceptions the write may raise instead (it must still change nothing).
 
         Each rule asserts on its own line, so Hypothesis reports each broken write apart.
         """
         before = rows()
-        with contextlib.suppress(JobLost):
+        with contextlib.suppress(*may_refuse):
             write(job)
         return same_rows(before, rows())
 
     # -- people: create, cancel, retry, clean up -----------------------------
+
+    @initialize(
+        jobs=st.lists(
+            st.tuples(st.sampled_from(NAMES), st.sampled_from(KEYS)), min_size=1, max_size=3
+        )
+    )
+    def some_jobs(self, jobs):
+        """Start with a few jobs, so that no example is spent on an empty queue."""
+        for name, key in jobs:
+            self.create(name, key)
 
     @rule(name=st.sampled_from(NAMES), key=st.sampled_from(KEYS))
     def create(self, name, key):
@@ -228,14 +242,12 @@ class LifecycleMachine(RuleBasedStateMachine):
 
     # Failed while cancel() was two UPDATEs (a release that
     # landed between them made cancel() return False for a job that had not finished).
-    @precondition(lambda self: any(self.holds_claim(job) for job in self.held))
+    @precondition(lambda self: self.claimed())
     @rule(index=st.integers(0, 9), action=st.sampled_from(["release", "fail", "finish_step"]))
     def cancel_while_the_worker_lets_go(self, index, action):
-        current = [job for job in self.held if self.holds_claim(job)]
-        job = current[index % len(current)]
+        job = self.claimed()[index % len(self.claimed())]
         let_go = {"release": self.release, "fail": self.fail, "finish_step": self.finish_step}
-        position = next(i for i, held in enumerate(self.held) if held is job)
-        with self.driver.after_first_write(lambda: let_go[action](position)):
+        with self.driver.after_first_write(lambda: let_go[action](index)):
             accepted = self.driver.cancel(job.pk)
         expected = self.jobs[job.pk]
         state = Job.objects.get(pk=job.pk).state
@@ -298,37 +310,42 @@ class LifecycleMachine(RuleBasedStateMachine):
         expected.attempts += 1
         self.held.append(job)
 
-    @precondition(lambda self: self.held)
-    @rule(index=st.integers(0, 9))
-    def heartbeat(self, index):
-        job = self.held[index % len(self.held)]
-        if not self.holds_claim(job):
-            assert self.changes_nothing(job, self.driver.heartbeat), STALE
-            return
-        self.driver.heartbeat(job)
-        self.jobs[job.pk].lapsed = False
+    def claimed(self) -> list[Job]:
+        """The instances whose claim is current (what live workers hold)."""
+        return [job for job in self.held if self.holds_claim(job)]
 
-    @precondition(lambda self: self.held)
-    @rule(index=st.integers(0, 9))
-    def finish_step(self, index):
-        """The worker finished its step: checkpoint (the cancel flag checked), or complete."""
-        job = self.held[index % len(self.held)]
+    def old_instances(self) -> list[Job]:
+        """Instances whose claim is gone (rescued, released, finished, deleted)."""
+        return [job for job in self.held if not self.holds_claim(job)]
+
+    def step_write(self, job: Job):
+        """What a worker writes when its step returns: a checkpoint, or the completion."""
         self.counter += 1
         tasks = get_definition(job.name).tasks
         following = tasks[tasks.index(job.next_task) + 1 :] if job.next_task in tasks else []
         job.workspace = {**(job.workspace or {}), "checkpoint": self.counter}
         if following:
-            write = lambda job: self.driver.checkpoint(job, following[0])  # noqa: E731
-        else:
-            write = self.driver.complete
-        if not self.holds_claim(job):
-            assert self.changes_nothing(job, write), STALE
-            return
+            return following[0], lambda job: self.driver.checkpoint(job, following[0])
+        return "", self.driver.complete
+
+    @precondition(lambda self: self.claimed())
+    @rule(index=st.integers(0, 9))
+    def heartbeat(self, index):
+        job = self.claimed()[index % len(self.claimed())]
+        self.driver.heartbeat(job)
+        self.jobs[job.pk].lapsed = False
+
+    @precondition(lambda self: self.claimed())
+    @rule(index=st.integers(0, 9))
+    def finish_step(self, index):
+        """The worker finished its step: checkpoint (the cancel flag checked), or complete."""
+        job = self.claimed()[index % len(self.claimed())]
+        following, write = self.step_write(job)
         expected = self.jobs[job.pk]
         with contextlib.suppress(JobLost):
             write(job)
         if following:
-            expected.next_task, expected.workspace = following[0], job.workspace
+            expected.next_task, expected.workspace = following, job.workspace
             if expected.cancel_requested:
                 self.finish(expected, "CANCELLED")
             else:
@@ -343,13 +360,10 @@ class LifecycleMachine(RuleBasedStateMachine):
             expected.next_task, expected.workspace = "", job.workspace
             self.finish(expected, "COMPLETE")
 
-    @precondition(lambda self: self.held)
+    @precondition(lambda self: self.claimed())
     @rule(index=st.integers(0, 9))
     def fail(self, index):
-        job = self.held[index % len(self.held)]
-        if not self.holds_claim(job):
-            assert self.changes_nothing(job, self.driver.fail), STALE
-            return
+        job = self.claimed()[index % len(self.claimed())]
         expected = self.jobs[job.pk]
         self.driver.fail(job)
         if expected.cancel_requested and Job.objects.get(pk=job.pk).state == "CANCELLED":
@@ -359,13 +373,10 @@ class LifecycleMachine(RuleBasedStateMachine):
         else:
             self.finish(expected, "FAILED")
 
-    @precondition(lambda self: self.held)
+    @precondition(lambda self: self.claimed())
     @rule(index=st.integers(0, 9))
     def release(self, index):
-        job = self.held[index % len(self.held)]
-        if not self.holds_claim(job):
-            assert self.changes_nothing(job, self.driver.release), STALE
-            return
+        job = self.claimed()[index % len(self.claimed())]
         self.driver.release(job)
         expected = self.jobs[job.pk]
         expected.let_go("READY")
@@ -373,15 +384,12 @@ class LifecycleMachine(RuleBasedStateMachine):
 
     # Failed while a task's save() of a claimed job wrote every column back
     # (old state, lease, cancel flag and token).
-    @precondition(lambda self: self.held)
+    @precondition(lambda self: self.claimed())
     @rule(index=st.integers(0, 9))
     def task_saves_its_job(self, index):
-        job = self.held[index % len(self.held)]
+        job = self.claimed()[index % len(self.claimed())]
         self.counter += 1
         job.workspace = {**(job.workspace or {}), "saved_by_task": self.counter}
-        if not self.holds_claim(job):
-            assert self.changes_nothing(job, self.driver.task_save), STALE
-            return
         before = rows()[job.pk]
         with contextlib.suppress(Exception):  # refusing the save is allowed; changing it is not
             self.driver.task_save(job)
@@ -394,15 +402,37 @@ class LifecycleMachine(RuleBasedStateMachine):
 
     # Failed while mark_stopping() of an instance without a claim
     # matched the NULL token of a READY job.
-    @precondition(lambda self: self.held)
+    @precondition(lambda self: self.claimed())
     @rule(index=st.integers(0, 9))
     def mark_stopping(self, index):
-        job = self.held[index % len(self.held)]
-        if not self.holds_claim(job):
-            assert self.changes_nothing(job, self.driver.mark_stopping), STALE
-            return
+        job = self.claimed()[index % len(self.claimed())]
         self.driver.mark_stopping(job)
         self.jobs[job.pk].state = "STOPPING"
+
+    @precondition(lambda self: self.old_instances())
+    @rule(index=st.integers(0, 9), write=st.sampled_from(OLD_WRITES))
+    def write_with_an_old_instance(self, index, write):
+        """A worker whose claim is gone writes anyway: nothing may change.
+
+        One assertion per write, so Hypothesis reports each broken write apart.
+        """
+        job = self.old_instances()[index % len(self.old_instances())]
+        if write == "heartbeat":
+            assert self.changes_nothing(job, self.driver.heartbeat), STALE
+        elif write == "finish_step":
+            assert self.changes_nothing(job, self.step_write(job)[1]), STALE
+        elif write == "fail":
+            assert self.changes_nothing(job, self.driver.fail), STALE
+        elif write == "release":
+            assert self.changes_nothing(job, self.driver.release), STALE
+        elif write == "task_save":
+            job.workspace = {**(job.workspace or {}), "saved_by_task": self.counter}
+            # Failed while a task's save() of a claimed job wrote every column back (and
+            # re-inserted a deleted job).
+            assert self.changes_nothing(job, self.driver.task_save, (Exception,)), STALE
+        else:
+            # Failed while a released instance's None token matched a READY job's NULL token.
+            assert self.changes_nothing(job, self.driver.mark_stopping), STALE
 
     # -- the clock and the sweeper -------------------------------------------
 
@@ -491,7 +521,7 @@ class LifecycleMachine(RuleBasedStateMachine):
             assert not (expected.cancel_accepted and expected.state == "COMPLETE")
 
 
-EXAMPLES = int(os.environ.get("DBQ_LIFECYCLE_EXAMPLES", "40"))
+EXAMPLES = int(os.environ.get("DBQ_LIFECYCLE_EXAMPLES", "80"))
 
 
 # A passing run takes well under a minute; shrinking several distinct failures on a real
