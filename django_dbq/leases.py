@@ -48,6 +48,8 @@ import time
 from django.conf import settings
 from django.db import DatabaseError, connections
 
+from . import backends
+
 logger = logging.getLogger(__name__)
 
 # How often each process reads the server's clock again (picks up the server's own
@@ -57,13 +59,6 @@ REMEASURE_SECONDS = 30.0
 RETRY_SECONDS = 5.0
 # An offset worth a warning: the host's clock is off, though leases do not mind.
 NOTABLE_OFFSET_SECONDS = 1.0
-
-# The server's time as seconds since the Unix epoch, UTC, computed by the server
-# itself (no session time zone involved).
-SERVER_EPOCH_SQL = {
-    "postgresql": "SELECT EXTRACT(EPOCH FROM clock_timestamp())",
-    "mysql": "SELECT TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', UTC_TIMESTAMP(6)) / 1e6",
-}
 
 
 # A local clock that never jumps and, on Linux, keeps counting while the host is suspended.
@@ -97,7 +92,9 @@ def server_epoch(using: str = "default") -> float:
     Raises ``DatabaseError`` only when the server's clock was never read and cannot
     be read now, or the read failed inside a transaction (which is then broken).
     """
-    sql = SERVER_EPOCH_SQL.get(connections[using].vendor)
+    # The server's time as seconds since the Unix epoch, UTC, computed by the server
+    # itself (no session time zone involved); each engine knows its query.
+    sql = backends.for_alias(using).server_clock_sql
     if sql is None:
         return time.time()
     with _lock:

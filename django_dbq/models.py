@@ -15,7 +15,7 @@ from django.db import IntegrityError, connections, models, router, transaction
 from django.db.models import Case, Count, F, Q, Value, When
 from django.utils import timezone
 
-from . import bulk, conf, signals
+from . import backends, bulk, conf, signals
 from .definitions import get_definition
 from .exceptions import DuplicateJob, InvalidWorkspace, JobLost
 
@@ -50,39 +50,6 @@ def check_workspace(workspace: Any) -> dict:
     except (TypeError, ValueError) as error:
         raise InvalidWorkspace(f"A job's workspace must be JSON-serialisable: {error}") from None
     return workspace
-
-
-# The worker's own bookkeeping on PostgreSQL commits without waiting for the WAL
-# flush: losing the last of these writes in a server crash only re-runs those
-# steps (at-least-once holds), and every later durable commit flushes them anyway.
-FAST_COMMIT_BEGIN = "BEGIN; SET LOCAL synchronous_commit TO OFF"
-
-
-def _commits_without_flush(connection) -> bool:
-    if connection.vendor != "postgresql":
-        return False
-    from django.db.backends.postgresql.psycopg_any import is_psycopg3
-
-    return (
-        is_psycopg3  # psycopg2 cannot step through the results of several statements
-        and not connection.in_atomic_block
-        # Several statements in one call need psycopg's client-side binding (Django's default).
-        and not connection.settings_dict.get("OPTIONS", {}).get("server_side_binding")
-        and conf.get("DBQ_FAST_COMMIT")
-    )
-
-
-def _execute_fast_commit(connection, cursor, sql: str, params: list) -> None:
-    """Run one UPDATE in its own fast-commit transaction, in one round trip."""
-    try:
-        cursor.execute(f"{FAST_COMMIT_BEGIN}; {sql}; COMMIT", params)
-    except Exception:
-        if not connection.is_usable() or connection.connection.info.transaction_status:
-            connection.close()  # never leave an aborted transaction on the worker's connection
-        raise
-    while not (cursor.statusmessage or "").startswith("UPDATE"):
-        if not cursor.nextset():
-            break
 
 
 class JobQuerySet(models.QuerySet):
@@ -418,12 +385,8 @@ class Job(models.Model):
         pk = self._meta.pk.get_db_prep_value(self.pk, connection)
         token = self._meta.get_field("lease_token").get_db_prep_value(token, connection)
         params = [*params, pk, token, *([False] if unless_cancelled else [])]
-        with connection.cursor() as cursor:
-            if _commits_without_flush(connection):
-                _execute_fast_commit(connection, cursor, sql, params)
-            else:
-                cursor.execute(sql, params)
-            applied = cursor.rowcount == 1
+        # The engine may commit this bookkeeping faster (PostgreSQL: without the WAL flush).
+        applied = backends.for_connection(connection).execute_update(connection, sql, params) == 1
         if applied:
             for name, value in values.items():
                 setattr(self, name, value)

@@ -26,7 +26,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, connections
 from django.utils import timezone
 
-from . import conf, leases
+from . import backends, conf, leases
 from .claim import Claimer
 from .definitions import get_definitions
 from .exceptions import JobLost, WorkerInterrupted
@@ -37,7 +37,6 @@ from .models import Job
 from .outages import TRANSIENT_ERRORS, reset_connection
 from .rescue import rescue_lapsed_jobs
 from .timeouts import can_enforce_timeouts
-from .wakeup import Poller, PostgresListener
 
 logger = logging.getLogger(__name__)
 
@@ -251,28 +250,22 @@ class Worker:
             job, self._persist, task_scope=TaskScope(self), lease_seconds=self.lease_seconds
         )
 
-    def _make_waiter(self) -> Poller:
-        if self.listen and connections[self.using].vendor == "postgresql":
-            return PostgresListener(self.stop_event, self.using, self.queue_names)
-        return Poller(self.stop_event)
+    def _make_waiter(self) -> backends.Poller:
+        """The database's way to wait for work (LISTEN on PostgreSQL unless turned off)."""
+        backend = backends.for_alias(self.using)
+        return backend.waiter(self.stop_event, self.queue_names, listen=self.listen)
 
     def _prepare_connection(self) -> None:
+        """The database's set-up of the worker's connection (SQLite: WAL)."""
         connection = connections[self.using]
-        if connection.vendor == "sqlite":
-            # WAL lets readers (the maintenance thread, the web app) work beside the writer.
-            try:
-                with connection.cursor() as cursor:
-                    cursor.execute("PRAGMA journal_mode=WAL")
-            except DatabaseError as error:
-                logger.warning("Could not switch SQLite to WAL mode: %s", error)
+        backends.for_connection(connection).prepare_worker_connection(connection)
 
-    def _loop(self, waiter: Poller) -> None:
+    def _loop(self, waiter: backends.Poller) -> None:
         failures = 0
         nothing_to_rescue = False  # --drain: the last rescue found no lapsed job
         while not self.stopping:
             try:
-                if isinstance(waiter, PostgresListener):
-                    waiter.listening()  # LISTEN before looking, so no notification falls between
+                waiter.listening()  # LISTEN before looking, so no notification falls between
                 if not self.prefetched:
                     claimed_at = time.monotonic()
                     jobs = self.claimer.claim(self._next_batch_size())
