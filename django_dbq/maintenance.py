@@ -136,7 +136,7 @@ class Maintenance(_Periodic):
 
     def tick(self) -> None:
         # Never this worker's own jobs: it is alive, and they run or wait here.
-        rescue_lapsed_jobs(self.worker.using, keep=self.worker.held_tokens())
+        rescue_lapsed_jobs(self.worker.using, keep=self.worker.held_tokens)
         self.scheduler.enqueue_due()
 
     def next_delay(self, delay: float) -> float:

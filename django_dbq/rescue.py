@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
+from django.db import connections
 from django.db.models import Q
 from django.utils import timezone
 
@@ -19,22 +20,28 @@ logger = logging.getLogger(__name__)
 
 
 def rescue_lapsed_jobs(
-    using: str = "default", limit: int = 100, keep: Collection[uuid.UUID] = ()
+    using: str = "default",
+    limit: int = 100,
+    keep: Collection[uuid.UUID] | Callable[[], Collection[uuid.UUID]] = (),
 ) -> int:
     """Return lapsed jobs to ``READY`` at the step they were on, or fail those lost too often.
 
     The workspace stays as the last checkpoint saved it. Each update is fenced on the
     token seen, so two workers rescuing at once rescue a job once. Claims whose token
     is in ``keep`` are left alone: the calling worker holds them and is alive, even if
-    its heartbeat is late. Returns the count.
+    its heartbeat is late. A callable ``keep`` is read just before the query, after
+    the (possibly slow) connection and clock set-up, so that a claim the worker made
+    meanwhile is kept too. Returns the count.
     """
     now = timezone.now()
     is_lapsed = Q(lease_expires_at__lt=leases.now(using)) | Q(lease_expires_at__isnull=True)
+    connections[using].ensure_connection()
+    held = keep() if callable(keep) else keep
     lapsed = (
         Job.objects.using(using)
         .filter(state__in=JobQuerySet.ACTIVE)
         .filter(is_lapsed)
-        .exclude(lease_token__in=list(keep))
+        .exclude(lease_token__in=list(held))
         .order_by()[:limit]
     )
     rescued = 0

@@ -301,7 +301,7 @@ class Worker:
                     # Then claim once more, also for jobs the maintenance thread just rescued.
                     try:
                         nothing_to_rescue = not rescue_lapsed_jobs(
-                            self.using, keep=self.held_tokens()
+                            self.using, keep=self.held_tokens
                         )
                     except DatabaseError as error:
                         failures += 1
