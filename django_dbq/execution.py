@@ -428,8 +428,9 @@ def run_failure_hook(
 def save_hook_workspace(job: Job, before: Any) -> None:
     """Save what a hook run after the job's outcome changed in its workspace.
 
-    Only while the row still has that outcome and no worker holds it (a retry may
-    have been claimed already): a later claim's workspace is never overwritten.
+    The outcome write left no claim to fence on, so this one is fenced on that write's
+    own ``modified`` stamp: it lands only while the row is exactly as the outcome left
+    it. A retry claimed (or run, or retried by hand) meanwhile is never overwritten.
     """
     if job.workspace == before:
         return
@@ -439,5 +440,5 @@ def save_hook_workspace(job: Job, before: Any) -> None:
         logger.error("Job %s: a hook left a workspace that cannot be saved: %s", job.pk, error)
         return
     Job.objects.using(job._state.db).filter(
-        pk=job.pk, state=job.state, lease_token__isnull=True
+        pk=job.pk, state=job.state, modified=job.modified
     ).update(workspace=workspace)

@@ -58,6 +58,7 @@ def rescue_lapsed_jobs(
         if not claim.update(modified=now, **values):
             continue  # its worker came back, or another worker rescued it first
         rescued += 1
+        job.modified = now  # the failure hook's workspace is saved fenced on this stamp
         for name, value in values.items():
             setattr(job, name, value)
         logger.warning("Rescued job %s (%s): %s", job.pk, job.name, message)
