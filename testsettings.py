@@ -87,6 +87,21 @@ JOBS = {
     "slow": ["tests.jobs.sleep_step", "tests.jobs.record_a", "tests.jobs.record_b"],
     # A finished step, a long one, then one more (fault suite: kills and signals mid-task).
     "long": ["tests.jobs.record_a", "tests.jobs.sleep_step", "tests.jobs.record_b"],
+    # Dynamic fan-out (tests/*/test_fan_out.py): a step adds parts to its own workflow.
+    "splits": {
+        "tasks": ["tests.workflow_tasks.split", "tests.jobs.record_b"],
+        "max_attempts": 3,
+        "retry_backoff": "fixed",
+        "retry_delay": 0,
+    },
+    "part": ["tests.workflow_tasks.part"],
+    # Progress (tests/*/test_progress.py).
+    "counts_up": ["tests.progress_tasks.count_up", "tests.jobs.record_b"],
+    "reports_then_holds": ["tests.progress_tasks.report_then_hold"],
+    "counts_up_async": ["tests.progress_tasks.count_up_async"],
+    # The same, its long step recording its start: a signal sent once that record is there
+    # cannot fall between two steps.
+    "long_marked": ["tests.jobs.record_a", "tests.jobs.overlap_step", "tests.jobs.record_b"],
     "flaky": {
         "tasks": ["tests.jobs.fail_until"],
         "max_attempts": 3,
@@ -94,6 +109,28 @@ JOBS = {
         "retry_delay": 0,
     },
     "timed": {"tasks": ["tests.jobs.sleep_step"], "timeout": 1},
+    # The threads mode (tests/*/test_threads.py): jobs whose records show overlap; a long
+    # first attempt between two recorded steps (kills, then a rescue that runs at once).
+    "overlapping": ["tests.jobs.overlap_step"],
+    # Concurrency keys (tests/*/test_concurrency_keys.py): two at once per key.
+    "per_account": {"tasks": ["tests.jobs.overlap_step"], "concurrency_per_key": 2},
+    "long_first": ["tests.jobs.record_a", "tests.jobs.sleep_first_attempt", "tests.jobs.record_b"],
+    # The async mode (tests/processes/test_async_mode.py): async def steps, some between
+    # synchronous ones; a first attempt past its timeout, retried.
+    "async_barrier": ["tests.async_jobs.barrier"],
+    "async_long": ["tests.jobs.record_a", "tests.async_jobs.sleep", "tests.jobs.record_b"],
+    "async_first": [
+        "tests.jobs.record_a",
+        "tests.async_jobs.sleep_first_attempt",
+        "tests.jobs.record_b",
+    ],
+    "async_timed": {
+        "tasks": ["tests.async_jobs.sleep_first_attempt", "tests.jobs.record_b"],
+        "timeout": 1,
+        "max_attempts": 2,
+        "retry_backoff": "fixed",
+        "retry_delay": 0,
+    },
     # Used by the feature tests (retries, cancel, imports, schedules).
     "probe": ["tests.probe_tasks.run"],
     "cancellable": ["tests.jobs.wait_for_cancel", "tests.jobs.record_b"],
@@ -104,9 +141,9 @@ JOBS = {
         "retry_backoff": "fixed",
         "retry_delay": 0,
     },
-    # The lifecycle state machine (tests/test_lifecycle_state_machine.py): steps that run on
-    # any workspace; two steps without a retry (its last step is reached in few moves),
-    # three with one.
+    # The lifecycle state machine (tests/databases/test_lifecycle_state_machine.py): steps
+    # that run on any workspace; two steps without a retry (its last step is reached in few
+    # moves), three with one.
     "lifecycle": ["tests.jobs.tally_a", "tests.jobs.tally_b"],
     "lifecycle_retrying": {
         "tasks": ["tests.jobs.tally_a", "tests.jobs.tally_b", "tests.jobs.tally_c"],
@@ -122,7 +159,7 @@ JOBS = {
         "retry_backoff": "fixed",
         "retry_delay": 0,
     },
-    # Tasks that misbehave the ways the hardening review found (tests/test_hardening.py).
+    # Tasks that misbehave the ways the hardening review found (tests/processes/test_hardening.py).
     "misbehave": ["tests.hardening_tasks.misbehave"],
     "misbehave_timed": {"tasks": ["tests.hardening_tasks.misbehave"], "timeout": 1},
     "keep_saving": ["tests.hardening_tasks.keep_saving", "tests.jobs.record_b"],
@@ -135,7 +172,7 @@ JOBS = {
         "retry_backoff": "fixed",
         "retry_delay": 2,
     },
-    # The same hooks run under django-db-queue 3.3.0 and here (tests/test_drop_in.py).
+    # The same hooks run under django-db-queue 3.3.0 and here (tests/processes/test_drop_in.py).
     "hook_probe": {
         "tasks": ["tests.hook_probe.first", "tests.hook_probe.second"],
         "pre_task_hook": "tests.hook_probe.pre_task",
@@ -157,7 +194,7 @@ LOGGING = {
     },
 }
 
-# Django's Tasks framework (tests/test_tasks_backend.py). On Django 5.2 the API comes
+# Django's Tasks framework (tests/*/test_tasks_backend.py). On Django 5.2 the API comes
 # from the django-tasks backport, which is an app of its own.
 try:
     import django.tasks  # noqa: F401

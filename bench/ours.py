@@ -17,8 +17,9 @@ ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
 django.setup()
 
-from benchkit import filler, harness  # noqa: E402
+from benchkit import filler, harness, iowait  # noqa: E402
 from django.conf import settings  # noqa: E402
+from django.db import connection  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from django_dbq.models import Job  # noqa: E402
@@ -41,8 +42,14 @@ class Ours:
         Job.objects.create(name=kind)
         return time.time()
 
-    def worker(self, drain: bool) -> harness.WorkerSpec:
+    def worker(
+        self, drain: bool, concurrency: int = 1, mode: str | None = None
+    ) -> harness.WorkerSpec:
         argv = [sys.executable, str(ROOT / "manage.py"), "worker", "default"]
+        if concurrency != 1 or mode:  # without both: the single worker, as it always ran
+            argv += ["--concurrency", str(concurrency)]
+        if mode:
+            argv += ["--mode", mode]
         env = {
             "DJANGO_SETTINGS_MODULE": "bench.settings",
             "PYTHONPATH": f"{ROOT}:{ROOT / 'bench'}",
@@ -53,6 +60,11 @@ class Ours:
 
     def completed(self) -> int:
         return Job.objects.filter(state="COMPLETE").count()
+
+    def backend_pids(self) -> set[int]:
+        with connection.cursor() as cursor:
+            cursor.execute(iowait.BACKENDS_SQL)
+            return {row[0] for row in cursor.fetchall()}
 
     def fill_backlog(self, finished: int, queued: int) -> None:
         now = timezone.now()

@@ -12,6 +12,7 @@ METRICS: dict[str, tuple[str, ...]] = {
     "latency": ("p50_ms", "p95_ms", "p99_ms", "max_ms", "samples"),
     "backlog": ("empty_jobs_per_s", "backlog_jobs_per_s", "backlog_vs_empty", "fill_seconds"),
     "memory": ("rss_start_mib", "rss_end_mib", "rss_peak_mib", "jobs", "seconds"),
+    "io": ("jobs_per_s", "rss_mib", "pss_mib", "processes", "connections", "jobs"),
 }
 
 
@@ -86,7 +87,8 @@ def table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def render(res: Results, ks: list[int], kinds: list[str]) -> str:
+def render(res: Results, ks: list[int], kinds: list[str], extra: str = "") -> str:
+    """Every scenario's tables; ``extra`` (other tables) goes before the load summary."""
     parts: list[str] = []
     k_cols = [f"K={k}" for k in ks]
     rows = []
@@ -174,6 +176,9 @@ def render(res: Results, ks: list[int], kinds: list[str]) -> str:
     if rows:
         parts.append("\n### Worker memory (VmRSS MiB of one worker)\n")
         parts.append(table(["system", "database", "jobs", "s", "start", "end", "peak"], rows))
+
+    if extra:
+        parts.append(extra)
 
     busy = [run.get("cpu_busy_before", 0) for entry in res.entries for run in entry.get("runs", [])]
     noisy = sum(1 for b in busy if b >= 0.25)

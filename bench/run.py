@@ -24,10 +24,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import ceiling, machine, quiet, report
+from bench import ceiling, ioplan, machine, quiet, report
 from bench.targets import VAR, Target, our_target, peer_target, prepare
 
-SCENARIOS = ["ceiling", "enqueue", "throughput", "latency", "backlog", "memory"]
+SCENARIOS = ["ceiling", "enqueue", "throughput", "latency", "backlog", "memory", "io"]
 SYSTEMS = ["ours", "procrastinate", "dbq3"]
 DBS = ["postgresql", "mariadb", "sqlite"]
 
@@ -52,6 +52,10 @@ class Config:
     memory_dbs: tuple[str, ...] = ("postgresql",)  # RSS growth is Python-side; PG is enough
     memory_max_seconds: float = 240.0
     ceiling_seconds: float = 10.0
+    io_n: int = 600  # jobs of 20 ms each per io run
+    io_concurrency: tuple[int, ...] = (1, 10, 50)
+    io_process_max: int = 10  # see ioplan.PROCESS_MAX_WHY
+    io_max_seconds: float = 60.0
     quiet_threshold: float = 0.25  # wait before each run until the CPUs are this idle ...
     quiet_max_wait: float = 5.0  # ... for at most this long
 
@@ -71,6 +75,9 @@ QUICK = Config(
     memory_max_seconds=60,
     memory_dbs=("postgresql", "mariadb", "sqlite"),
     ceiling_seconds=3,
+    io_n=100,
+    io_concurrency=(1, 10),
+    io_max_seconds=20,
     quiet_max_wait=3,
 )
 
@@ -78,6 +85,8 @@ QUICK = Config(
 def plan(scenario: str, target: Target, cfg: Config) -> list[tuple[dict[str, Any], float]]:
     """(params, subprocess timeout) for each run of ``scenario`` on ``target``."""
     peer3 = target.system == "dbq3"
+    if scenario == "io":
+        return ioplan.plan(target.system, target.db, cfg)
     if scenario == "enqueue":
         return [
             ({"n": cfg.enqueue_single, "mode": "single"}, 900),
@@ -130,6 +139,8 @@ def short(result: dict[str, Any]) -> str:
         "p99_ms",
         "backlog_vs_empty",
         "rss_end_mib",
+        "rss_mib",
+        "connections",
         "jobs",
     )
     shown = {k: result[k] for k in keys if k in result}
@@ -216,7 +227,8 @@ def write_outputs(
     cfg = context["config"]
     for entry in entries:
         entry["median"] = report.median_of(entry["scenario"], entry["runs"])
-    tables = report.render(report.Results(entries), list(cfg["ks"]), list(cfg["kinds"]))
+    results = report.Results(entries)
+    tables = report.render(results, list(cfg["ks"]), list(cfg["kinds"]), ioplan.render(results))
     header = (
         f"Command: `{context['command']}` ({context['mode']}; medians of {cfg['repeat']} runs; "
         f"started {context['started']})"
@@ -242,6 +254,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, help="runs per measurement (median reported)")
     parser.add_argument("-n", type=int, help="jobs per throughput run")
     parser.add_argument("--memory-n", type=int, help="jobs for the memory scenario")
+    parser.add_argument("--quiet-max-wait", type=float, help="seconds to wait for idle CPUs")
     parser.add_argument("--json", type=Path, default=VAR / "results.json", help="output file")
     args = parser.parse_args(argv)
     for name, allowed in (("only", SCENARIOS), ("systems", SYSTEMS), ("dbs", DBS)):
@@ -256,6 +269,7 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     cfg = QUICK if args.quick else Config()
     overrides = {"repeat": args.repeat, "n": args.n, "memory_n": args.memory_n}
+    overrides["quiet_max_wait"] = args.quiet_max_wait
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     started = datetime.datetime.now(datetime.UTC)
     targets: list[Target] = []

@@ -27,6 +27,8 @@ JOBS = {
     "noop": ["bench.tasks.noop"],
     "chain3": ["bench.tasks.noop", "bench.tasks.noop_step2", "bench.tasks.noop_step3"],
     "pickup": ["bench.tasks.record_pickup"],
+    "io": ["bench.tasks.io_wait"],
+    "io_async": ["bench.tasks.io_wait_async"],  # the io scenario in --mode async
 }
 
 DBQ_POLL_INTERVAL = float(os.environ.get("BENCH_POLL_INTERVAL", "0.5"))

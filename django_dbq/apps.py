@@ -21,10 +21,10 @@ class DjangoDBQConfig(AppConfig):
         checks.register(check_jobs)
         checks.register(check_settings)
         if uses_tasks_backend():
-            # Loading it registers the resolver of task job names with the definitions, so
-            # that any process (a worker, the admin) can resolve a task job's row.
+            # It registers the resolver of task job names with the definitions, so that
+            # any process (a worker, the admin) can resolve a task job's row.
             try:
-                import_module(TASKS_BACKEND_PACKAGE)
+                import_module(TASKS_BACKEND_PACKAGE).register()
             except ImportError as error:  # no Tasks framework: task jobs stay unknown jobs
                 logger.warning("TASKS uses django_dbq's backend, which cannot load: %s", error)
 

@@ -23,7 +23,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from . import conf
-from .definitions import HOOK_KEYS, DefinitionError, is_dotted_path, parse_jobs
+from .job_definition import HOOK_KEYS, DefinitionError
+from .jobs_setting import is_dotted_path, parse_jobs
 from .schedule import parse_schedule
 
 IMPORT_HINT = "Check the module and function names, and that the module imports cleanly."

@@ -23,8 +23,9 @@ from __future__ import annotations
 import copy
 import datetime
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
@@ -32,10 +33,13 @@ from django.utils import timezone
 from . import conf
 from .definitions import DefinitionError, defined_job_names
 from .exceptions import DuplicateJob
+from .models import Job, Schedule
 
 logger = logging.getLogger(__name__)
 
-SCHEDULE_KEYS = frozenset(("job", "cron", "workspace", "queue_name", "priority", "unique_key"))
+# Schedule.name's column holds up to this many characters; Job.unique_key's up to 200.
+SCHEDULE_NAME_MAX_LENGTH = 100
+UNIQUE_KEY_MAX_LENGTH = 200
 
 
 @dataclass(frozen=True)
@@ -88,8 +92,83 @@ def first_occurrence(moment: datetime.datetime) -> datetime.datetime:
     return earlier if earlier.utcoffset() != moment.utcoffset() else moment
 
 
+class _Option(NamedTuple):
+    default: Any
+    valid: Callable[[Any, set[str]], bool]  # (value, the job names JOBS defines)
+    problem: str  # formatted with the value
+    hint: str
+
+
+def _is_cron(value: Any, jobs: set[str]) -> bool:
+    from croniter import croniter  # optional: parse_schedule first checks that it is installed
+
+    return isinstance(value, str) and croniter.is_valid(value)
+
+
+def _is_unique_key(value: Any, jobs: set[str]) -> bool:
+    return value is None or isinstance(value, str) and 0 < len(value) <= UNIQUE_KEY_MAX_LENGTH
+
+
+# An entry's options, checked in this order: its first problem is the one reported.
+# A default of None for "cron" and "job" makes them required: None is not valid.
+OPTIONS = {
+    "cron": _Option(None, _is_cron, "{!r} is not a valid cron expression.", "e.g. '*/5 * * * *'"),
+    "job": _Option(
+        None,
+        lambda value, jobs: isinstance(value, str) and value in jobs,
+        "job {!r} is not defined in JOBS.",
+        "Set 'job' to the name of a JOBS entry.",
+    ),
+    "workspace": _Option(
+        {},
+        lambda value, jobs: isinstance(value, dict),
+        "workspace must be a dict.",
+        'e.g. {"key": 1}',
+    ),
+    "queue_name": _Option(
+        "default",
+        lambda value, jobs: conf.is_queue_name(value),
+        "queue_name {!r} is invalid.",
+        f"Use 1 to {conf.QUEUE_NAME_MAX_LENGTH} characters.",
+    ),
+    "priority": _Option(
+        0,
+        lambda value, jobs: isinstance(value, int) and not isinstance(value, bool),
+        "priority {!r} is invalid.",
+        "Use a whole number.",
+    ),
+    "unique_key": _Option(
+        None,
+        _is_unique_key,
+        "unique_key {!r} is invalid.",
+        f"Use 1 to {UNIQUE_KEY_MAX_LENGTH} characters.",
+    ),
+}
+SCHEDULE_KEYS = frozenset(OPTIONS)
+
+
 def _problem(name: Any, message: str, hint: str = "") -> DefinitionError:
     return DefinitionError(f"DBQ_SCHEDULE[{name!r}]: {message}", "django_dbq.E007", hint)
+
+
+def parse_entry(name: Any, options: Any, jobs: set[str]) -> ScheduleEntry | DefinitionError:
+    """One ``DBQ_SCHEDULE`` entry, or its first problem (``jobs``: the names ``JOBS`` defines)."""
+    if not isinstance(name, str) or not 0 < len(name) <= SCHEDULE_NAME_MAX_LENGTH:
+        message = f"names must be strings of 1 to {SCHEDULE_NAME_MAX_LENGTH} characters."
+        return _problem(name, message, "Rename it.")
+    if not isinstance(options, dict):
+        hint = '{"job": "job_name", "cron": "*/5 * * * *"}'
+        return _problem(name, "must be a dict with 'job' and 'cron'.", hint)
+    unknown = sorted(set(options) - SCHEDULE_KEYS)
+    if unknown:
+        return _problem(name, f"unknown key(s) {unknown}.", f"Known: {sorted(SCHEDULE_KEYS)}")
+    values = {}
+    for key, option in OPTIONS.items():
+        value = options.get(key, option.default)
+        if not option.valid(value, jobs):
+            return _problem(name, option.problem.format(value), option.hint)
+        values[key] = value
+    return ScheduleEntry(name=name, **values)
 
 
 def parse_schedule(raw: Any) -> tuple[list[ScheduleEntry], list[DefinitionError]]:
@@ -105,7 +184,7 @@ def parse_schedule(raw: Any) -> tuple[list[ScheduleEntry], list[DefinitionError]
     if not raw:
         return [], []
     try:
-        from croniter import croniter
+        import croniter  # noqa: F401
     except ImportError:
         return [], [
             DefinitionError(
@@ -114,80 +193,10 @@ def parse_schedule(raw: Any) -> tuple[list[ScheduleEntry], list[DefinitionError]
                 "pip install 'django-dbq[cron]'",
             )
         ]
-    entries, problems = [], []
     jobs = defined_job_names()  # a broken entry is the JOBS checks' to report
-    for name, options in raw.items():
-        if not isinstance(name, str) or not name or len(name) > 100:
-            problems.append(
-                _problem(name, "names must be strings of 1 to 100 characters.", "Rename it.")
-            )
-            continue
-        if not isinstance(options, dict):
-            problems.append(
-                _problem(
-                    name,
-                    "must be a dict with 'job' and 'cron'.",
-                    '{"job": "job_name", "cron": "*/5 * * * *"}',
-                )
-            )
-            continue
-        unknown = sorted(set(options) - SCHEDULE_KEYS)
-        if unknown:
-            problems.append(
-                _problem(name, f"unknown key(s) {unknown}.", f"Known: {sorted(SCHEDULE_KEYS)}")
-            )
-            continue
-        cron = options.get("cron")
-        if not isinstance(cron, str) or not croniter.is_valid(cron):
-            problems.append(
-                _problem(name, f"{cron!r} is not a valid cron expression.", "e.g. '*/5 * * * *'")
-            )
-            continue
-        if options.get("job") not in jobs:
-            problems.append(
-                _problem(
-                    name,
-                    f"job {options.get('job')!r} is not defined in JOBS.",
-                    "Set 'job' to the name of a JOBS entry.",
-                )
-            )
-            continue
-        workspace = options.get("workspace", {})
-        if not isinstance(workspace, dict):
-            problems.append(_problem(name, "workspace must be a dict.", 'e.g. {"key": 1}'))
-            continue
-        queue_name = options.get("queue_name", "default")
-        if not isinstance(queue_name, str) or not 0 < len(queue_name) <= 100:
-            problems.append(
-                _problem(name, f"queue_name {queue_name!r} is invalid.", "Use 1 to 100 characters.")
-            )
-            continue
-        priority = options.get("priority", 0)
-        if isinstance(priority, bool) or not isinstance(priority, int):
-            problems.append(
-                _problem(name, f"priority {priority!r} is invalid.", "Use a whole number.")
-            )
-            continue
-        unique_key = options.get("unique_key")
-        if unique_key is not None and (
-            not isinstance(unique_key, str) or not 0 < len(unique_key) <= 200
-        ):
-            problems.append(
-                _problem(name, f"unique_key {unique_key!r} is invalid.", "Use 1 to 200 characters.")
-            )
-            continue
-        entries.append(
-            ScheduleEntry(
-                name=name,
-                job=options["job"],
-                cron=cron,
-                workspace=workspace,
-                queue_name=queue_name,
-                priority=priority,
-                unique_key=unique_key,
-            )
-        )
-    return entries, problems
+    parsed = [parse_entry(name, options, jobs) for name, options in raw.items()]
+    entries = [entry for entry in parsed if isinstance(entry, ScheduleEntry)]
+    return entries, [problem for problem in parsed if isinstance(problem, DefinitionError)]
 
 
 def _now() -> datetime.datetime:
@@ -230,8 +239,6 @@ class Scheduler:
 
     def enqueue_tick(self, entry: ScheduleEntry, tick: datetime.datetime) -> int:
         """Enqueue ``entry``'s job for ``tick`` unless some worker already did; returns 0 or 1."""
-        from .models import Job, Schedule
-
         rows = Schedule.objects.using(self.using)
         with transaction.atomic(using=self.using):
             # The conditional UPDATE comes first: on SQLite it takes the write lock at once.

@@ -245,7 +245,7 @@ class Chaos:
         worker.process.send_signal(signal.SIGCONT)
 
     def restart_server(self) -> None:
-        from tests.test_outages import _restart  # the suite's own restart (and wait) code
+        from tests.processes.test_outages import _restart  # the suite's own restart (and wait) code
 
         self.events["restarts"] += 1
         try:

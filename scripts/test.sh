@@ -4,6 +4,8 @@
 #   scripts/test.sh                     # Django 5.2, all three databases
 #   DJANGO=6.1 scripts/test.sh          # Django 6.1
 #   DBS="sqlite" scripts/test.sh -k worker   # one database, extra pytest arguments
+#   DBS="sqlite" scripts/test.sh tests/unit  # one kind: tests/unit, tests/databases or
+#                                            # tests/processes (the same as -m unit/database/processes)
 #
 # PostgreSQL and MariaDB URLs default to the local servers; override with
 # POSTGRES_URL / MYSQL_URL. With CI set, an unreachable database fails the run.
@@ -58,7 +60,8 @@ for db in $dbs; do
   fi
   logs[$db]="var/test-logs/${db}${suffix}.log"
   echo "== Django $django on $db: pytest (log: ${logs[$db]})"
-  DATABASE_URL=$url DBQ_TEST_DB_SUFFIX=$suffix "$python" -m pytest -p no:cacheprovider "$@" \
+  # A caller's DBQ_TEST_DB_SUFFIX is kept, so runs that share the servers use their own databases.
+  DATABASE_URL=$url DBQ_TEST_DB_SUFFIX=${DBQ_TEST_DB_SUFFIX:-}$suffix "$python" -m pytest -p no:cacheprovider "$@" \
     > "${logs[$db]}" 2>&1 &
   pids[$db]=$!
 done

@@ -36,7 +36,10 @@ class WorkerProcess:
     """A ``manage.py worker`` subprocess connected to the test database."""
 
     def __init__(
-        self, *args: str, env: dict[str, str] | None = None, expect_tracebacks: bool = False
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        expect_tracebacks: bool = False,
     ):
         # A traceback in a worker's log means something went wrong that the test did not
         # look at; tests whose workers log one on purpose say so.
@@ -107,7 +110,9 @@ def start_worker():
     workers: list[WorkerProcess] = []
 
     def start(
-        *args: str, env: dict[str, str] | None = None, expect_tracebacks: bool = False
+        *args: str,
+        env: dict[str, str] | None = None,
+        expect_tracebacks: bool = False,
     ) -> WorkerProcess:
         worker = WorkerProcess(*args, env=env, expect_tracebacks=expect_tracebacks)
         workers.append(worker)
@@ -119,6 +124,14 @@ def start_worker():
     problems = [text for text in (w.unexpected_tracebacks() for w in workers) if text]
     if problems:
         pytest.fail("\n\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def held_jobs(settings):
+    """JOBS with the guarantee tests' ``held`` job, whose step waits for ``helpers.release``."""
+    from tests.settings_guarantees import GUARANTEE_JOBS
+
+    settings.JOBS = GUARANTEE_JOBS
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -1,4 +1,4 @@
-"""Task functions for the guarantee tests (tests/test_guarantees*.py), run by real workers.
+"""Task functions for the guarantee tests (tests/*/test_guarantees*.py), run by real workers.
 
 They talk to the test through the ``tests_execution`` table: a step records what it
 does there, and waits for rows the test inserts ("release") before going on.
@@ -60,10 +60,10 @@ def batch_and_keep(job) -> None:
     whatever its jobs took so far, and prefetched jobs wait behind a long job for
     ``patience`` seconds instead of being handed back after one.
     """
-    from django_dbq import worker
+    from django_dbq.worker import heartbeat, pacing
 
-    worker.BATCH_WINDOW = 3600.0
-    worker.PREFETCH_PATIENCE = float(job.workspace["patience"])
+    pacing.BATCH_WINDOW = 3600.0
+    heartbeat.PREFETCH_PATIENCE = float(job.workspace["patience"])
 
 
 def note_workspace(job) -> None:

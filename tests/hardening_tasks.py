@@ -1,4 +1,4 @@
-"""Tasks that misbehave the ways an adversarial review found (tests/test_hardening.py).
+"""Tasks that misbehave the ways an adversarial review found (tests/processes/test_hardening.py).
 
 What each one does is chosen by the job's workspace, so one JOBS entry serves many tests.
 """

@@ -1,7 +1,7 @@
 """Tasks and hooks that write down what they saw, one JSON line each, to ``$DBQ_HOOK_LOG``.
 
 The module imports nothing from django_dbq, so the same hooks run under
-django-db-queue 3.3.0 and under this library (tests/test_drop_in.py compares them).
+django-db-queue 3.3.0 and under this library (tests/processes/test_drop_in.py compares them).
 """
 
 import json

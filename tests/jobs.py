@@ -73,6 +73,20 @@ def sleep_step(job):
     _record(job, "sleep")
 
 
+def overlap_step(job):
+    """Records ``start``, sleeps, records ``end``: the records show how many ran at once."""
+    _record(job, "start")
+    time.sleep(float(job.workspace.get("sleep", 0.1)))
+    _record(job, "end")
+
+
+def sleep_first_attempt(job):
+    """Sleeps ``sleep`` seconds on the job's first attempt only, then records ``sleep``."""
+    if job.attempts == 1:
+        time.sleep(float(job.workspace.get("sleep", 0.1)))
+    _record(job, "sleep")
+
+
 def fail_until(job):
     """Fails until the job has been attempted ``succeed_on`` times.
 

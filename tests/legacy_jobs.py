@@ -1,4 +1,4 @@
-"""The steps of tests/jobs.py that tests/test_upgrade.py runs under django-db-queue 3.3.0.
+"""The steps of tests/jobs.py that tests/processes/test_upgrade.py runs under django-db-queue 3.3.0.
 
 Copied as ``tests/jobs.py`` into the old project (tests/legacy_venv.py): the same
 task paths and results as ours, without importing anything 3.3.0 does not have.

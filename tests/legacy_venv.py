@@ -1,5 +1,5 @@
-"""The real django-db-queue 3.3.0, in a virtualenv of its own (tests/test_upgrade.py,
-tests/test_drop_in.py).
+"""The real django-db-queue 3.3.0, in a virtualenv of its own (tests/processes/test_upgrade.py,
+tests/processes/test_drop_in.py).
 
 The virtualenv is built on first use under ``var/`` (keyed by version, Python and
 database driver) and kept between runs; building it needs the package index. The

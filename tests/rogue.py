@@ -1,6 +1,7 @@
 """A module that no setting names: a row that names it must not get it imported.
 
-It records each import in the file ``DBQ_ROGUE_PROBE`` names (tests/test_task_registry.py).
+It records each import in the file ``DBQ_ROGUE_PROBE`` names
+(tests/processes/test_task_registry.py).
 """
 
 import os

@@ -1,4 +1,4 @@
-"""The test settings plus the jobs of the guarantee tests (tests/test_guarantees*.py)."""
+"""The test settings plus the jobs of the guarantee tests (tests/*/test_guarantees*.py)."""
 
 from testsettings import *  # noqa: F403
 from testsettings import JOBS as _BASE_JOBS

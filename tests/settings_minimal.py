@@ -1,6 +1,6 @@
 """A project with ``INSTALLED_APPS = ["django_dbq"]`` alone, on a scratch database.
 
-Used by tests/test_upgrade.py in subprocesses. ``DBQ_MINIMAL_DB`` names the database
+Used by tests/processes/test_upgrade.py in subprocesses. ``DBQ_MINIMAL_DB`` names the database
 (a file for SQLite); ``DBQ_MINIMAL_DATABASE_URL``, when set, says which server.
 """
 

@@ -1,7 +1,7 @@
 """The ``tasks`` module of the ``tests`` app: workers discover its ``@task`` definitions.
 
 Not listed in ``OPTIONS["task_modules"]``, so a worker finds ``discovered`` only by
-importing the installed apps' ``tasks`` modules (tests/test_task_registry.py).
+importing the installed apps' ``tasks`` modules (tests/processes/test_task_registry.py).
 """
 
 try:

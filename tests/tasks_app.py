@@ -1,4 +1,4 @@
-"""``@task`` functions for tests/test_tasks_backend.py (run by real worker processes).
+"""``@task`` functions for tests/processes/test_tasks_backend.py (run by real worker processes).
 
 Tasks and signal receivers write to the ``tests_execution`` table so that the test
 process can see what ran in the worker, and in which order.
@@ -39,6 +39,12 @@ def add(a, b):
 @task
 def echo(*args, **kwargs):
     return {"args": list(args), "kwargs": kwargs}
+
+
+@task(concurrency_key="account:{account}", concurrency_per_key=2)
+def sync_account(account, label=""):
+    """At most two running at once per account (tests/databases/test_concurrency_keys.py)."""
+    return account
 
 
 @task

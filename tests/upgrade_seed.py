@@ -1,4 +1,4 @@
-"""Jobs for tests/test_upgrade.py: made by django-db-queue 3.3.0, read back by ours.
+"""Jobs for tests/processes/test_upgrade.py: made by django-db-queue 3.3.0, read back by ours.
 
 ``seed()`` runs in the old project (tests/legacy_venv.py), on 3.3.0's own models and
 worker, and prints the ids of the jobs it left in each state as JSON. ``dump()``

@@ -73,12 +73,19 @@ def insert_rows(model: type[models.Model], template: models.Model, n: int) -> No
 def truncate(model: type[models.Model]) -> None:
     """Remove every row of the model's table, the fast way for each database."""
     table = connection.ops.quote_name(model._meta.db_table)
-    if connection.vendor == "sqlite":
-        statement = f"DELETE FROM {table}"
-    else:
-        statement = f"TRUNCATE TABLE {table}"
+    # Tables that point at it (our workflow dependencies) are emptied with it.
+    statements = {
+        "sqlite": [f"DELETE FROM {table}"],
+        "postgresql": [f"TRUNCATE TABLE {table} CASCADE"],
+        "mysql": [
+            "SET FOREIGN_KEY_CHECKS = 0",
+            f"TRUNCATE TABLE {table}",
+            "SET FOREIGN_KEY_CHECKS = 1",
+        ],
+    }[connection.vendor]
     with connection.cursor() as cursor:
-        cursor.execute(statement)
+        for statement in statements:
+            cursor.execute(statement)
 
 
 def analyze(model: type[models.Model]) -> None:

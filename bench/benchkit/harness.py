@@ -50,9 +50,10 @@ class System(Protocol):
     def reset(self) -> None: ...
     def enqueue_bulk(self, n: int, kind: str) -> None: ...
     def enqueue_one(self, kind: str) -> float: ...  # returns time.time() after commit
-    def worker(self, drain: bool) -> WorkerSpec: ...
+    def worker(self, drain: bool, concurrency: int = 1, mode: str | None = None) -> WorkerSpec: ...
     def completed(self) -> int: ...
     def fill_backlog(self, finished: int, queued: int) -> None: ...
+    def backend_pids(self) -> set[int]: ...  # PostgreSQL systems, for the io scenario
 
 
 class Workers:
@@ -355,11 +356,14 @@ SCENARIOS: dict[str, Callable[..., dict[str, Any]]] = {
 
 def main(make_system: Callable[[], System]) -> None:
     """Driver entry point: ``driver.py SCENARIO '{"param": value, ...}'``."""
+    from benchkit import iowait  # it builds on this module, so it is imported late
+
+    scenarios = {**SCENARIOS, "io": iowait.io}
     scenario, params = sys.argv[1], json.loads(sys.argv[2] if len(sys.argv) > 2 else "{}")
     system = make_system()
     scratch = Path(tempfile.mkdtemp(prefix=f"bench-{system.name}-{scenario}-"))
     try:
-        result = SCENARIOS[scenario](system, scratch, **params)
+        result = scenarios[scenario](system, scratch, **params)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     print(RESULT_PREFIX + json.dumps(result), flush=True)

@@ -14,12 +14,16 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import threading
 import time
 from pathlib import Path
 
 FLUSH_EVERY = 1000
 
 _state = {"first": 0.0, "last": 0.0, "count": 0}
+# Tasks run in threads in some workers (our threads mode): the count and the file
+# write, which shares one temporary name per process, are kept to one thread at a time.
+_lock = threading.Lock()
 
 
 def _flush() -> None:
@@ -35,13 +39,14 @@ def _flush() -> None:
 def hit() -> None:
     """Note that a task starts now in this process."""
     now = time.time()
-    if not _state["count"]:
-        _state["first"] = now
-        atexit.register(_flush)
-    _state["last"] = now
-    _state["count"] += 1
-    if _state["count"] % FLUSH_EVERY == 1:
-        _flush()
+    with _lock:
+        if not _state["count"]:
+            _state["first"] = now
+            atexit.register(_flush)
+        _state["last"] = max(_state["last"], now)
+        _state["count"] += 1
+        if _state["count"] % FLUSH_EVERY == 1:
+            _flush()
 
 
 def record_pickup() -> None:

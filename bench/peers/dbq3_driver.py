@@ -41,7 +41,10 @@ class Dbq3:
         Job.objects.create(name=kind)
         return time.time()
 
-    def worker(self, drain: bool) -> harness.WorkerSpec:
+    def worker(
+        self, drain: bool, concurrency: int = 1, mode: str | None = None
+    ) -> harness.WorkerSpec:
+        # 3.x runs one job at a time per process; the io scenario is not run for it.
         return harness.WorkerSpec(
             argv=[sys.executable, str(HERE / "dbq3_manage.py"), "worker", "default"],
             env={"PYTHONPATH": f"{HERE}:{HERE.parent}"},

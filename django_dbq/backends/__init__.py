@@ -18,12 +18,14 @@ import threading
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 
-from .base import Backend, Claim, ClaimPlan, Poller
+from .base import Backend, Poller
+from .claims import Claim, ClaimPlan
+from .limits import RateGate
 from .mysql import MySQLBackend
 from .postgresql import PostgreSQLBackend
 from .sqlite import SQLiteBackend
 
-__all__ = ["Backend", "Claim", "ClaimPlan", "Poller", "for_alias", "for_connection"]
+__all__ = ["Backend", "Claim", "ClaimPlan", "Poller", "RateGate", "for_alias", "for_connection"]
 
 ENGINES: dict[str, type[Backend]] = {
     engine.vendor: engine for engine in (PostgreSQLBackend, MySQLBackend, SQLiteBackend)

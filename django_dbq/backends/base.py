@@ -8,6 +8,7 @@ The interface, in the order a job meets it:
 
 - **insert** many rows at once (``can_insert_directly``, ``insert_rows``);
 - **claim** runnable rows for a worker (``claim_plan`` built once, then ``claim``);
+  a limited queue's (``claim_limited``) and keyed jobs' (:mod:`.keyed`) under a lock;
 - **write** the worker's own bookkeeping (``execute_update``);
 - **read the server's clock** the leases run on (``server_clock_sql``);
 - **wait for work** (``waiter``) and **set up** a worker's connection
@@ -17,80 +18,16 @@ The interface, in the order a job meets it:
 from __future__ import annotations
 
 import abc
-import dataclasses
-import datetime
+import functools
 import threading
-import uuid
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from django.db import models, transaction
 
+from .claims import RUNNABLE, Claim, ClaimPlan, quoted_table_and_columns
+from .limits import LimitPlan, RateGate, build_limit_plan
 from .rows import instances_from_rows, prepared_rows
-
-# What a claim writes, written once: every backend's claim statement sets exactly
-# these columns, in this order (see ``Claim.assignment_params`` and ``Claim.apply``).
-CLAIM_ASSIGNMENTS = (
-    "state = 'PROCESSING', lease_token = %s, lease_expires_at = %s, worker_id = %s, "
-    "started_at = %s, modified = %s, attempts = attempts + 1"
-)
-# The claim order: each queue is read in index order (the claim indexes lead with the
-# queue), and several queues are merged by priority, never by sorting every runnable row.
-CLAIM_ORDER = "ORDER BY priority DESC, created"
-# A job whose ``run_after`` has come (the parameter is the claim's ``now``).
-DUE = "(run_after IS NULL OR run_after <= %s)"
-
-
-def runnable_in(queue: str) -> str:
-    """The WHERE condition of runnable jobs of the queue named by the SQL ``queue``."""
-    return f"state IN ('NEW', 'READY') AND queue_name = {queue} AND {DUE}"
-
-
-@dataclasses.dataclass(slots=True)
-class Claim:
-    """The values one claim writes: in Python, and prepared as the database takes them."""
-
-    token: uuid.UUID
-    expires: datetime.datetime
-    now: datetime.datetime
-    worker_id: str
-    prepared_token: Any
-    prepared_expires: Any
-    prepared_now: Any
-
-    def assignment_params(self) -> list:
-        """The parameters of :data:`CLAIM_ASSIGNMENTS`, in its order."""
-        return [
-            self.prepared_token,
-            self.prepared_expires,
-            self.worker_id,
-            self.prepared_now,
-            self.prepared_now,
-        ]
-
-    def apply(self, job: models.Model) -> None:
-        """Set on ``job`` what :data:`CLAIM_ASSIGNMENTS` wrote on its row."""
-        job.state, job.lease_token, job.lease_expires_at = "PROCESSING", self.token, self.expires
-        job.worker_id, job.started_at, job.modified = self.worker_id, self.now, self.now
-        job.attempts += 1
-
-
-@dataclasses.dataclass(frozen=True)
-class ClaimPlan:
-    """A claim statement for one model and one list of queues, built once and reused."""
-
-    model: type[models.Model]
-    queue_names: tuple[str, ...]
-    sql: str
-    # The model's concrete fields, in the order of the columns the statement reads.
-    fields: tuple[models.Field, ...]
-
-
-def quoted_table_and_columns(connection, model: type[models.Model]) -> tuple[str, str]:
-    """The model's table and its concrete columns, quoted for ``connection``."""
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(field.column) for field in model._meta.concrete_fields)
-    return quote(model._meta.db_table), columns
 
 
 class Poller:
@@ -129,6 +66,8 @@ class Backend(abc.ABC):
         self.alias = alias
         self._plans: dict[tuple[type[models.Model], tuple[str, ...]], ClaimPlan] = {}
         self._plans_lock = threading.Lock()
+        self._limit_plans: dict[tuple, LimitPlan] = {}  # a race builds one twice: harmless
+        self.keyed_plans: dict[tuple, Any] = {}  # (the same; see .keyed)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.alias!r}>"
@@ -155,17 +94,107 @@ class Backend(abc.ABC):
         """Write the claim statement for ``queue_names`` (called once per list of queues)."""
 
     @abc.abstractmethod
-    def claim_rows(self, connection, plan: ClaimPlan, claim: Claim, limit: int) -> list[tuple]:
+    def claim_rows(
+        self, connection, plan: ClaimPlan, claim: Claim, limit: int, candidate_params=None
+    ) -> list[tuple]:
         """Claim up to ``limit`` runnable rows and return them, every concrete column.
 
         Inside the caller's transaction if one is open, else in a short one of its
-        own. Never waits for a row another worker holds.
+        own. Never waits for a row another worker holds. ``candidate_params``: the
+        parameters of ``plan``'s candidates if not :meth:`candidate_params`'s.
         """
 
     def claim(self, connection, plan: ClaimPlan, claim: Claim, limit: int) -> list[models.Model]:
         """Claim up to ``limit`` jobs with ``claim``'s values; instances as the rows now read."""
         rows = self.claim_rows(connection, plan, claim, limit)
-        return instances_from_rows(plan.model, connection, plan.fields, rows)
+        jobs = instances_from_rows(plan.model, connection, plan.fields, rows)
+        self.after_claim(claim, jobs)
+        return jobs
+
+    def after_claim(self, claim: Claim, jobs: list[models.Model]) -> None:  # noqa: B027 - a hook
+        """Make the claimed instances read what the claim wrote (``RETURNING`` does it)."""
+
+    @abc.abstractmethod
+    def build_claim_by_id_plan(self, connection, model: type[models.Model]) -> ClaimPlan:
+        """Write a claim of the one runnable job whose id is the candidates' parameter."""
+
+    # -- keyed jobs (see .keyed) ------------------------------------------------
+
+    def keyed_runnable_in(self, count: int) -> str:
+        """The condition on ``j`` of runnable keyed jobs of ``count`` queues (``%s`` each)."""
+        names = ", ".join(["%s"] * count)
+        return f"j.{RUNNABLE} AND j.concurrency_key IS NOT NULL AND j.queue_name IN ({names})"
+
+    # -- limited queues (see .limits) -------------------------------------------
+
+    #: Locks one row of ``{table}`` by ``{name}`` until the transaction ends.
+    queue_lock_sql: ClassVar[str] = "SELECT {name} FROM {table} WHERE {name} = %s FOR UPDATE"
+
+    def limit_plan(
+        self, connection, model: type[models.Model], queue_model: type[models.Model], name: str
+    ) -> LimitPlan:
+        """The claim of the limited queue ``name``, built on first use and cached."""
+        key = (model, queue_model, name)
+        plan = self._limit_plans.get(key)
+        if plan is None:
+            claim_plan = self.claim_plan(connection, model, [name])
+            plan = build_limit_plan(
+                connection, claim_plan, queue_model, self.queue_lock_sql, self.server_clock_sql
+            )
+            self._limit_plans[key] = plan
+        return plan
+
+    def claim_limited(
+        self,
+        connection,
+        plan: LimitPlan,
+        claim: Claim,
+        limit: int,
+        concurrency: int | None,
+        rate: RateGate | None = None,
+        take: Any = None,
+    ) -> list[models.Model]:
+        """Claim up to ``limit`` jobs of a queue that may have ``concurrency`` held at once
+        (None: any number) and, with ``rate``, start one job per ``rate.spacing`` seconds.
+
+        ``take(room)``: claims up to ``room`` jobs once the room is known (by default
+        the queue's jobs without a key).
+        """
+        outer = connection.in_atomic_block
+        with transaction.atomic(using=connection.alias, savepoint=False):
+            with connection.cursor() as cursor:
+                if not outer:
+                    self.begin_limited_claim(connection, cursor)
+                if not self.lock_queue(cursor, plan):
+                    cursor.execute(plan.create, [plan.queue_name])
+                    self.lock_queue(cursor, plan)
+                room = limit
+                if concurrency is not None:
+                    cursor.execute(plan.running, [plan.queue_name])
+                    room = min(limit, concurrency - cursor.fetchone()[0])
+                if rate is not None and room > 0:
+                    cursor.execute(plan.read_last, [plan.queue_name])
+                    if rate.refuses(cursor.fetchone()):
+                        return []
+                    room = 1
+            take = take or functools.partial(self.claim, connection, plan.claim, claim)
+            jobs = take(room) if room > 0 else []
+            if jobs and rate is not None:
+                with connection.cursor() as cursor:
+                    cursor.execute(plan.write_last, [rate.clock, plan.queue_name])
+            return jobs
+
+    def begin_limited_claim(self, connection, cursor) -> None:  # noqa: B027 - a hook
+        """The first statement of a limited claim's own transaction (nothing by default)."""
+
+    def lock_queue(self, cursor, plan: LimitPlan) -> bool:
+        """Lock the queue's row (:attr:`queue_lock_sql`); False if it has none."""
+        return self.lock_row(cursor, plan.lock, plan.queue_name)
+
+    def lock_row(self, cursor, sql: str, name: str) -> bool:
+        """Lock the row ``name`` with ``sql`` (from :attr:`queue_lock_sql`); False if none."""
+        cursor.execute(sql, [name])
+        return cursor.fetchone() is not None
 
     def candidate_params(self, plan: ClaimPlan, now: Any, limit: int) -> list:
         """The parameters of the candidate query: per queue (name, now, limit), then limit."""
@@ -184,6 +213,16 @@ class Backend(abc.ABC):
             cursor.execute(sql, params)
             return cursor.rowcount
 
+    def complete_with_dependents(
+        self, connection, update_sql: str, params: list, model: type[models.Model], now: Any
+    ) -> tuple[bool, set] | None:
+        """Complete a job and count it off its dependents in one round trip, if this engine
+        can: (applied, workflows of the dependents that go on); None: it cannot."""
+        return None
+
+    def relax_commit(self, connection) -> None:  # noqa: B027 - a hook
+        """In the worker's own transaction: let it commit as its single writes do."""
+
     def can_insert_directly(self) -> bool:
         """Whether :meth:`insert_rows` works with this database's driver."""
         return True
@@ -195,22 +234,10 @@ class Backend(abc.ABC):
         objs: list[models.Model],
         batch_size: int | None,
     ) -> None:
-        """Insert ``objs`` (complete: keys and timestamps set) in one transaction.
-
-        Every value goes through its field's preparation, as ``Model.save`` sends it.
-        This default runs one ``executemany`` per ``batch_size`` rows (5,000 if None).
-        """
-        fields = model._meta.concrete_fields
-        table, columns = quoted_table_and_columns(connection, model)
-        placeholders = ", ".join(["%s"] * len(fields))
-        sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"
-        rows = prepared_rows(fields, objs, connection)
-        size = batch_size or 5000
-        # One transaction, as the ORM's bulk_create: SQLite would otherwise commit every row.
-        atomic = transaction.atomic(using=connection.alias, savepoint=False)
-        with atomic, connection.cursor() as cursor:
-            for start in range(0, len(rows), size):
-                cursor.executemany(sql, rows[start : start + size])
+        """Insert ``objs`` (complete: keys and timestamps set) in one transaction, each value
+        prepared by its field as ``Model.save`` does; by default one ``executemany`` per
+        ``batch_size`` rows (5,000 if None)."""
+        insert_many(model, connection, objs, batch_size)
 
     # -- the worker's connection ----------------------------------------------
 
@@ -221,3 +248,20 @@ class Backend(abc.ABC):
     def waiter(self, stop: threading.Event, queue_names: Sequence[str], *, listen: bool) -> Poller:
         """How a worker of ``queue_names`` waits for work; ``listen=False`` always polls."""
         return Poller(stop)
+
+
+def insert_many(
+    model: type[models.Model], connection, objs: list[models.Model], batch_size: int | None
+) -> None:
+    """:meth:`Backend.insert_rows`'s default: ``executemany`` in one transaction."""
+    fields = model._meta.concrete_fields
+    table, columns = quoted_table_and_columns(connection, model)
+    placeholders = ", ".join(["%s"] * len(fields))
+    sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"
+    rows = prepared_rows(fields, objs, connection)
+    size = batch_size or 5000
+    # One transaction, as the ORM's bulk_create: SQLite would otherwise commit every row.
+    atomic = transaction.atomic(using=connection.alias, savepoint=False)
+    with atomic, connection.cursor() as cursor:
+        for start in range(0, len(rows), size):
+            cursor.executemany(sql, rows[start : start + size])

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from django.db import models
 
-from .base import (
+from .base import Backend
+from .claims import (
     CLAIM_ASSIGNMENTS,
     CLAIM_ORDER,
     DUE,
-    Backend,
+    RUNNABLE,
     Claim,
     ClaimPlan,
     quoted_table_and_columns,
@@ -43,7 +44,18 @@ class MySQLBackend(Backend):
             select = branch
         return ClaimPlan(model, queue_names, select, tuple(model._meta.concrete_fields))
 
-    def claim_rows(self, connection, plan: ClaimPlan, claim: Claim, limit: int) -> list[tuple]:
+    def build_claim_by_id_plan(self, connection, model: type[models.Model]) -> ClaimPlan:
+        table, columns = quoted_table_and_columns(connection, model)
+        sql = f"SELECT {columns} FROM {table} WHERE id = %s AND {RUNNABLE} FOR UPDATE SKIP LOCKED"
+        return ClaimPlan(model, (), sql, tuple(model._meta.concrete_fields))
+
+    def keyed_runnable_in(self, count: int) -> str:
+        # dbq_keyed_queue (migration 0013): the queue name while a keyed job is runnable.
+        return f"j.dbq_keyed_queue IN ({', '.join(['%s'] * count)})"
+
+    def claim_rows(
+        self, connection, plan: ClaimPlan, claim: Claim, limit: int, candidate_params=None
+    ) -> list[tuple]:
         """The locked rows as they read before the claim's UPDATE."""
         table = connection.ops.quote_name(plan.model._meta.db_table)
         outer = connection.in_atomic_block
@@ -51,7 +63,9 @@ class MySQLBackend(Backend):
             if not outer:
                 cursor.execute("START TRANSACTION")
             try:
-                cursor.execute(plan.sql, self.candidate_params(plan, claim.prepared_now, limit))
+                if candidate_params is None:
+                    candidate_params = self.candidate_params(plan, claim.prepared_now, limit)
+                cursor.execute(plan.sql, candidate_params)
                 rows = cursor.fetchall()
                 if rows:
                     ids = [row[0] for row in rows]
@@ -68,8 +82,6 @@ class MySQLBackend(Backend):
                 raise
         return rows
 
-    def claim(self, connection, plan: ClaimPlan, claim: Claim, limit: int) -> list[models.Model]:
-        jobs = super().claim(connection, plan, claim, limit)
+    def after_claim(self, claim: Claim, jobs: list[models.Model]) -> None:
         for job in jobs:  # the rows were read before the UPDATE
             claim.apply(job)
-        return jobs

@@ -22,13 +22,14 @@ from typing import Any
 from django.db import connections, models
 
 from .. import conf
-from .base import (
+from . import postgresql_ends
+from .base import Backend, Poller
+from .claims import (
     CLAIM_ASSIGNMENTS,
     CLAIM_ORDER,
-    Backend,
+    RUNNABLE,
     Claim,
     ClaimPlan,
-    Poller,
     quoted_table_and_columns,
     runnable_in,
 )
@@ -36,13 +37,15 @@ from .rows import prepared_rows
 
 logger = logging.getLogger(__name__)
 
-# The worker's own bookkeeping commits without waiting for the WAL flush: losing the
-# last of these writes in a server crash only re-runs those steps (at-least-once
-# holds), and every later durable commit flushes them anyway.
-FAST_COMMIT_BEGIN = "BEGIN; SET LOCAL synchronous_commit TO OFF"
-
 # The longest a LISTEN wait blocks before looking at the shutdown flag again.
 SLICE = 0.25
+
+
+def _read_committed() -> Any:
+    # Imported when first needed, as below: this module loads without any PostgreSQL driver.
+    from django.db.backends.postgresql.psycopg_any import IsolationLevel
+
+    return IsolationLevel.READ_COMMITTED
 
 
 def _is_psycopg3() -> bool:
@@ -83,12 +86,30 @@ class PostgreSQLBackend(Backend):
             return [plan.queue_names[0], now, limit]
         return [*plan.queue_names, now, limit, limit]
 
-    def claim_rows(self, connection, plan: ClaimPlan, claim: Claim, limit: int) -> list[tuple]:
+    def build_claim_by_id_plan(self, connection, model: type[models.Model]) -> ClaimPlan:
+        table, columns = quoted_table_and_columns(connection, model)
+        sql = (
+            f"UPDATE {table} SET {CLAIM_ASSIGNMENTS} WHERE id IN (SELECT id FROM {table} "
+            f"WHERE id = %s AND {RUNNABLE} FOR UPDATE SKIP LOCKED) RETURNING {columns}"
+        )
+        return ClaimPlan(model, (), sql, tuple(model._meta.concrete_fields))
+
+    def claim_rows(
+        self, connection, plan: ClaimPlan, claim: Claim, limit: int, candidate_params=None
+    ) -> list[tuple]:
         # One statement: its own transaction in autocommit, or part of the caller's.
-        params = claim.assignment_params() + self.candidate_params(plan, claim.prepared_now, limit)
+        if candidate_params is None:
+            candidate_params = self.candidate_params(plan, claim.prepared_now, limit)
+        params = claim.assignment_params() + candidate_params
         with connection.cursor() as cursor:
             cursor.execute(plan.sql, params)
             return cursor.fetchall()
+
+    def begin_limited_claim(self, connection, cursor) -> None:
+        # The count must see the claims committed while this one waited for the queue's
+        # row; a snapshot from before the wait (REPEATABLE READ, SERIALIZABLE) would not.
+        if connection.isolation_level != _read_committed():
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
 
     # -- writes ---------------------------------------------------------------
 
@@ -96,17 +117,25 @@ class PostgreSQLBackend(Backend):
         if not self._commits_without_flush(connection):
             return super().execute_update(connection, sql, params)
         with connection.cursor() as cursor:
-            # BEGIN, SET LOCAL, the UPDATE and COMMIT in one round trip.
-            try:
-                cursor.execute(f"{FAST_COMMIT_BEGIN}; {sql}; COMMIT", params)
-            except Exception:
-                if not connection.is_usable() or connection.connection.info.transaction_status:
-                    connection.close()  # never leave an aborted transaction on the connection
-                raise
+            postgresql_ends.execute_fast(connection, cursor, sql, params)
             while not (cursor.statusmessage or "").startswith("UPDATE"):
                 if not cursor.nextset():
                     break
             return cursor.rowcount
+
+    def complete_with_dependents(
+        self, connection, update_sql: str, params: list, model: type[models.Model], now: Any
+    ) -> tuple[bool, set] | None:
+        if not self._commits_without_flush(connection):
+            return None
+        sql = postgresql_ends.completion_sql(connection, update_sql, model)
+        return postgresql_ends.run_completion(connection, sql, [*params, now])
+
+    def relax_commit(self, connection) -> None:
+        # The end of a job with dependents: its transaction is the worker's bookkeeping too.
+        if conf.get("DBQ_FAST_COMMIT"):
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
     @staticmethod
     def _commits_without_flush(connection) -> bool:

@@ -2,7 +2,8 @@
 
 SQLite has one writer at a time and no row locks. Taking the write lock up front
 (``BEGIN IMMEDIATE``) means no read-then-upgrade, which fails with "database is
-locked". Every process using the file runs on one host, so the local clock is the
+locked"; a limited queue's claim (``DBQ_QUEUES``) opens its transaction with a
+write for the same reason. Every process using the file runs on one host, so the local clock is the
 database's clock; there is no LISTEN, so workers poll.
 """
 
@@ -12,10 +13,11 @@ import logging
 
 from django.db import DatabaseError, models
 
-from .base import (
+from .base import Backend
+from .claims import (
     CLAIM_ASSIGNMENTS,
     CLAIM_ORDER,
-    Backend,
+    RUNNABLE,
     Claim,
     ClaimPlan,
     quoted_table_and_columns,
@@ -27,6 +29,13 @@ logger = logging.getLogger(__name__)
 
 class SQLiteBackend(Backend):
     vendor = "sqlite"
+    # A limited queue's claim opens its transaction with this write: the first write
+    # takes SQLite's one write lock at once (as BEGIN IMMEDIATE would), before any read.
+    queue_lock_sql = "UPDATE {table} SET {name} = {name} WHERE {name} = %s"
+
+    def lock_row(self, cursor, sql: str, name: str) -> bool:
+        cursor.execute(sql, [name])
+        return cursor.rowcount > 0
 
     def build_claim_plan(
         self, connection, model: type[models.Model], queue_names: tuple[str, ...]
@@ -47,8 +56,20 @@ class SQLiteBackend(Backend):
         )
         return ClaimPlan(model, queue_names, sql, tuple(model._meta.concrete_fields))
 
-    def claim_rows(self, connection, plan: ClaimPlan, claim: Claim, limit: int) -> list[tuple]:
-        params = claim.assignment_params() + self.candidate_params(plan, claim.prepared_now, limit)
+    def build_claim_by_id_plan(self, connection, model: type[models.Model]) -> ClaimPlan:
+        table, columns = quoted_table_and_columns(connection, model)
+        sql = (
+            f"UPDATE {table} SET {CLAIM_ASSIGNMENTS} WHERE id = %s AND {RUNNABLE} "
+            f"RETURNING {columns}"
+        )
+        return ClaimPlan(model, (), sql, tuple(model._meta.concrete_fields))
+
+    def claim_rows(
+        self, connection, plan: ClaimPlan, claim: Claim, limit: int, candidate_params=None
+    ) -> list[tuple]:
+        if candidate_params is None:
+            candidate_params = self.candidate_params(plan, claim.prepared_now, limit)
+        params = claim.assignment_params() + candidate_params
         outer = connection.in_atomic_block
         with connection.cursor() as cursor:
             if outer:

@@ -4,16 +4,22 @@
 enqueued task is a ``Job`` row, run by ``manage.py worker`` with the same claims,
 leases, rescue and retries as native jobs. See docs/tasks.md.
 
-Importing this package hands ``get_definition`` the resolver for task job names
-(django_dbq's core never imports it; its AppConfig loads it when ``TASKS`` uses it).
+:func:`register` hands ``get_definition`` the resolver for task job names. django_dbq's
+core never imports this package: its ``AppConfig.ready()`` loads it and calls
+:func:`register` when ``TASKS`` uses it.
 """
 
 from ..definitions import register_task_resolver
-from .backend import DatabaseBackend, DatabaseTask
+from .backend import DatabaseBackend
+from .config import DatabaseTask
 from .registry import NotATask, UnregisteredTask
 from .running import WorkerLost, task_definition
 
-register_task_resolver(task_definition)
+
+def register() -> None:
+    """Let every part of django_dbq (a worker, the admin) resolve task jobs' names."""
+    register_task_resolver(task_definition)
+
 
 __all__ = [
     "DatabaseBackend",
@@ -21,5 +27,6 @@ __all__ = [
     "NotATask",
     "UnregisteredTask",
     "WorkerLost",
+    "register",
     "task_definition",
 ]

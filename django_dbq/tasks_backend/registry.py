@@ -16,11 +16,11 @@ import logging
 import threading
 from importlib import import_module
 
-from django.conf import settings
 from django.utils.module_loading import autodiscover_modules
 
 from ..exceptions import UnknownJob
 from .compat import InvalidTask, Task
+from .config import configured_modules
 
 logger = logging.getLogger(__name__)
 
@@ -54,19 +54,6 @@ def register(task: Task) -> None:
 def registered(path: str) -> Task | None:
     """The Task registered under ``path`` in this process, without discovering or importing."""
     return _tasks.get(path)
-
-
-def configured_modules() -> list[str]:
-    """``OPTIONS["task_modules"]`` of every django_dbq backend in ``TASKS``."""
-    from .backend import DatabaseBackend
-    from .compat import task_backends
-
-    modules = []
-    for alias in getattr(settings, "TASKS", {}) or {}:
-        backend = task_backends[alias]
-        if isinstance(backend, DatabaseBackend):
-            modules.extend(module for module in backend.task_modules if module not in modules)
-    return modules
 
 
 def discover(modules: list[str] | None = None) -> None:

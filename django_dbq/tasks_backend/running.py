@@ -9,20 +9,19 @@ called with the job.
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import json
 import logging
+from collections.abc import Coroutine
 from inspect import iscoroutinefunction
 from typing import TYPE_CHECKING, Any
 
-from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.dispatch import receiver
 
 from .. import signals as dbq_signals
 from ..definitions import DJANGO_TASK_PREFIX, JobDefinition
-from ..exceptions import StepTimeout
+from ..states import State
+from ..timeouts import run_coroutine, within
 from . import registry
 from .compat import (
     InvalidTask,
@@ -36,6 +35,7 @@ from .compat import (
     task_finished,
     task_started,
 )
+from .config import ConfiguredBackend
 from .registry import UnregisteredTask
 
 if TYPE_CHECKING:
@@ -44,16 +44,16 @@ if TYPE_CHECKING:
 logger = logging.getLogger("django_dbq.tasks")
 
 STATUSES = {
-    "NEW": TaskResultStatus.READY,
-    "READY": TaskResultStatus.READY,
-    "PROCESSING": TaskResultStatus.RUNNING,
-    "STOPPING": TaskResultStatus.RUNNING,
-    "COMPLETE": TaskResultStatus.SUCCESSFUL,
-    "FAILED": TaskResultStatus.FAILED,
-    "CANCELLED": TaskResultStatus.FAILED,
+    State.NEW: TaskResultStatus.READY,
+    State.READY: TaskResultStatus.READY,
+    State.PROCESSING: TaskResultStatus.RUNNING,
+    State.STOPPING: TaskResultStatus.RUNNING,
+    State.COMPLETE: TaskResultStatus.SUCCESSFUL,
+    State.FAILED: TaskResultStatus.FAILED,
+    State.CANCELLED: TaskResultStatus.FAILED,
 }
 # Job states in which ``worker_id`` names the worker of the latest attempt.
-HELD_OR_DONE = ("PROCESSING", "STOPPING", "COMPLETE")
+HELD_OR_DONE = (State.PROCESSING, State.STOPPING, State.COMPLETE)
 
 
 class WorkerLost(Exception):
@@ -94,13 +94,11 @@ def json_value(value: Any) -> Any:
 # -- backends ------------------------------------------------------------------------
 
 
-def database_backend(alias: str):
-    from .backend import DatabaseBackend
-
+def database_backend(alias: str) -> ConfiguredBackend:
     if alias not in (getattr(settings, "TASKS", None) or {}):
         raise UnregisteredTask(f"No backend {alias!r} in the TASKS setting.")
     backend = task_backends[alias]
-    if not isinstance(backend, DatabaseBackend):
+    if not isinstance(backend, ConfiguredBackend):
         raise UnregisteredTask(
             f"TASKS[{alias!r}] is {type(backend).__name__}, not django_dbq's DatabaseBackend."
         )
@@ -120,67 +118,68 @@ def task_definition(name: str) -> JobDefinition:
     backend = database_backend(alias)
     task = registry.find(path)
     policy = backend.policy_for(task)
-    runner = run_task
+    runner = TaskRunner()
     if iscoroutinefunction(task.func) and policy["timeout"]:
         # The worker's alarm would interrupt only the wait, leaving the coroutine running
         # in its event loop thread: time it out inside the loop instead, which cancels it.
-        runner = functools.partial(run_task, async_timeout=policy["timeout"])
+        runner = TaskRunner(async_timeout=policy["timeout"])
         policy["timeout"] = None
     return JobDefinition(name=name, tasks=(path,), runner=runner, **policy)
+
+
+class TaskRunner:
+    """A task job's step: ``runner(job, step)`` calls the task (an async one via ``async_to_sync``).
+
+    The async worker (``--mode async``) asks :meth:`coroutine` first, and awaits an
+    async task on its own event loop.
+    """
+
+    def __init__(self, async_timeout: float | None = None) -> None:
+        self.async_timeout = async_timeout
+
+    def __call__(self, job: Job, step: str) -> None:
+        run_task(job, step, self.async_timeout)
+
+    def coroutine(self, job: Job, step: str) -> Coroutine[Any, Any, None] | None:
+        """The step as a coroutine when the task is ``async def`` (None otherwise)."""
+        task = registry.find(step)
+        if not iscoroutinefunction(task.func):
+            return None
+        args, kwargs = task_arguments(task, job)
+        return self._run(task.func(*args, **kwargs), job, step)
+
+    async def _run(self, coroutine: Coroutine, job: Job, step: str) -> None:
+        keep_return_value(job, step, await within(coroutine, self.async_timeout, step))
 
 
 def run_task(job: Job, step: str, async_timeout: float | None = None) -> None:
     """Call the task with the stored arguments; keep its return value in the workspace."""
     task = registry.find(step)
-    workspace = job.workspace
-    args, kwargs = list(workspace.get("args") or []), dict(workspace.get("kwargs") or {})
-    if task.takes_context:
-        args.insert(0, TaskContext(task_result=result_from_job(job)))
+    args, kwargs = task_arguments(task, job)
     if iscoroutinefunction(task.func):
         value = run_coroutine(task.func, args, kwargs, step, async_timeout)
     else:
         value = task.call(*args, **kwargs)
+    keep_return_value(job, step, value)
+
+
+def task_arguments(task: Task, job: Job) -> tuple[list, dict]:
+    """The stored arguments, behind a ``TaskContext`` for a task that takes one."""
+    workspace = job.workspace
+    args, kwargs = list(workspace.get("args") or []), dict(workspace.get("kwargs") or {})
+    if task.takes_context:
+        args.insert(0, TaskContext(task_result=result_from_job(job)))
+    return args, kwargs
+
+
+def keep_return_value(job: Job, step: str, value: Any) -> None:
     try:
-        workspace["return_value"] = json_value(value)
+        job.workspace["return_value"] = json_value(value)
     except (TypeError, ValueError) as error:
         # A TypeError, as Django's ImmediateBackend records it: code checks for that class.
         raise TypeError(
             f"{step} returned a {type(value).__name__}, which is not JSON: {error}"
         ) from None
-
-
-def run_coroutine(func, args: list, kwargs: dict, step: str, timeout: float | None) -> Any:
-    """Run an async task as ``Task.call`` does (``async_to_sync``), but never leave it behind.
-
-    ``async_to_sync`` runs the coroutine in an event loop thread while the main thread
-    waits. If the wait is interrupted (a second SIGTERM), the coroutine is cancelled, so
-    that its thread ends and the worker can exit. A timeout cancels it in its loop.
-    """
-    running: dict[str, Any] = {}
-
-    async def guarded() -> Any:
-        running["loop"], running["task"] = asyncio.get_running_loop(), asyncio.current_task()
-        if not timeout:
-            return await func(*args, **kwargs)
-        scope = asyncio.timeout(timeout)
-        try:
-            async with scope:
-                return await func(*args, **kwargs)
-        except TimeoutError:
-            if not scope.expired():
-                raise  # the task's own TimeoutError
-            raise StepTimeout(f"{step} ran longer than its timeout of {timeout} s") from None
-
-    try:
-        return async_to_sync(guarded)()
-    except BaseException:
-        coroutine = running.get("task")
-        if coroutine is not None and not coroutine.done():
-            try:
-                running["loop"].call_soon_threadsafe(coroutine.cancel)
-            except RuntimeError:
-                pass  # its loop has just closed
-        raise
 
 
 # -- reading a row back as a TaskResult ---------------------------------------------

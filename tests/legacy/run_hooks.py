@@ -1,4 +1,5 @@
-"""Runs one ``hook_probe`` job to its end under django-db-queue 3.3.0 (see tests/test_drop_in.py).
+"""Runs one ``hook_probe`` job to its end under django-db-queue 3.3.0
+(see tests/processes/test_drop_in.py).
 
 Usage: run_hooks.py DB_PATH WORKSPACE_JSON; prints the finished job as one JSON line.
 The hooks write what they saw to ``$DBQ_HOOK_LOG``.

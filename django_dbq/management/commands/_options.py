@@ -11,7 +11,7 @@ from typing import Any
 
 from django.core.management.base import CommandError
 
-QUEUE_NAME_MAX_LENGTH = 100
+from ... import conf
 
 
 def number(option: str, value: Any, *, positive: bool = False) -> float:
@@ -32,11 +32,11 @@ def whole_number(option: str, value: Any) -> int:
 
 
 def queue_name(option: str, value: Any) -> str:
-    """``value`` as a queue name: a string of 1 to 100 characters."""
-    if not isinstance(value, str) or not 0 < len(value) <= QUEUE_NAME_MAX_LENGTH:
+    """``value`` as a queue name a worker can serve (:func:`django_dbq.conf.is_queue_name`)."""
+    if not conf.is_queue_name(value):
         shown = f"{len(value)} characters" if isinstance(value, str) and value else repr(value)
         raise CommandError(
-            f"{option} must be 1 to {QUEUE_NAME_MAX_LENGTH} characters, not {shown}."
+            f"{option} must be 1 to {conf.QUEUE_NAME_MAX_LENGTH} characters, not {shown}."
         )
     return value
 

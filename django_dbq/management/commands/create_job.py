@@ -5,13 +5,11 @@ import json
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
+from django_dbq.enqueue import PRIORITY_RANGE, UNIQUE_KEY_MAX_LENGTH
 from django_dbq.exceptions import InvalidWorkspace, UnknownJob
 from django_dbq.models import Job
 
 from . import _options
-
-PRIORITY_RANGE = (-32768, 32767)  # a SmallIntegerField on every database
-UNIQUE_KEY_MAX_LENGTH = 200
 
 
 class Command(BaseCommand):

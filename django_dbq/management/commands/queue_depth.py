@@ -1,5 +1,9 @@
 """``manage.py queue_depth [queue_name ...] [--exclude_future_jobs] [--format json] [--watch N]``.
 
+Paused queues are marked (django-db-queue 3.x's output is unchanged for the others):
+``emails=3(paused)`` in the text form, ``"paused": ["emails"]`` in JSON (the paused
+queues among those shown; the key is there only when one is).
+
 With ``--watch N`` it prints the depths again every N seconds until SIGINT (Ctrl-C)
 or SIGTERM, then exits 0 without a traceback: stopping is the normal way to end it.
 """
@@ -12,6 +16,7 @@ from contextlib import contextmanager
 
 from django.core.management.base import BaseCommand, CommandError
 
+from django_dbq import queues
 from django_dbq.models import Job
 
 from . import _options
@@ -62,10 +67,17 @@ class Command(BaseCommand):
     def print_depths(self, queue_names: list[str], options: dict) -> None:
         depths = Job.get_queue_depths(exclude_future_jobs=options["exclude_future_jobs"])
         ordered = {name: depths.get(name, 0) for name in queue_names}
+        paused = set(queues.paused_queues(queue_names))
         if options["format"] == "json":
-            self.stdout.write(json.dumps({"queue_depths": ordered}))
+            output = {"queue_depths": ordered}
+            if paused:
+                output["paused"] = [name for name in ordered if name in paused]
+            self.stdout.write(json.dumps(output))
         else:
-            pairs = " ".join(f"{name}={count}" for name, count in ordered.items())
+            pairs = " ".join(
+                f"{name}={count}{'(paused)' if name in paused else ''}"
+                for name, count in ordered.items()
+            )
             self.stdout.write(f"event=queue_depths {pairs}")
         self.stdout.flush()  # a pipe would hold the lines of a long watch
 

@@ -14,14 +14,25 @@ What the worker logs, and where, follows ``--verbosity``:
   library brings a console handler for its own logger and the project may replace
   it. Adding one next to a project's handler would print every line twice, and
   without any, Python would show warnings alone, bare (its "last resort").
+
+``--concurrency N`` runs up to N jobs at once. ``--mode processes`` (the default when
+N > 1) forks N worker processes under a supervisor (:mod:`django_dbq.worker.supervisor`);
+``--mode threads`` runs N threads in this process; ``--mode async`` runs up to N jobs
+on one event loop in this process (:mod:`django_dbq.worker.asyncmode`). N = 1 without
+``--mode`` is the one worker in this process that django-db-queue 3.x ran.
 """
 
 import logging
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, OutputWrapper
 
-from django_dbq.outages import wait_for_database
 from django_dbq.worker import Worker
+from django_dbq.worker.asyncmode import AsyncWorker
+from django_dbq.worker.outages import wait_for_database
+from django_dbq.worker.shutdown import SignalHandlers
+from django_dbq.worker.supervisor import Supervisor
+from django_dbq.worker.threads import ThreadedWorker
 
 from . import _options
 from ._logging import library_logging
@@ -29,6 +40,8 @@ from ._logging import library_logging
 __all__ = ["Command", "Worker"]  # Worker is importable from here, as in django-db-queue 3.x
 
 logger = logging.getLogger(__name__)
+
+MODES = ("processes", "threads", "async")
 
 
 class Command(BaseCommand):
@@ -76,6 +89,29 @@ class Command(BaseCommand):
             default=None,
             help="poll instead of LISTEN/NOTIFY (for PgBouncer in transaction mode)",
         )
+        parser.add_argument(
+            "--concurrency",
+            type=int,
+            default=1,
+            help="run up to N jobs at once (default 1: one at a time, in this process)",
+        )
+        parser.add_argument(
+            "--mode",
+            choices=MODES,
+            default=None,
+            help="how --concurrency runs jobs: 'processes' (the default: a supervisor forks N "
+            "worker processes; any task), 'threads' (N threads in this process; IO-bound tasks) "
+            "or 'async' (N jobs on one event loop in this process; async def tasks)",
+        )
+        parser.add_argument(
+            "--metrics-port",
+            "--metrics_port",
+            dest="metrics_port",
+            type=int,
+            default=None,
+            help="serve this process's Prometheus counters on this port (needs the "
+            "'prometheus' extra; one process: not with the processes mode)",
+        )
 
     def execute(self, *args, **options):
         # Bad options are refused before anything else, even while the database is down.
@@ -94,34 +130,101 @@ class Command(BaseCommand):
         if options["wait_retries"] and not options["drain"]:
             raise CommandError("--wait-retries goes with --drain.")
         try:
-            worker = Worker(
-                options["queue_name"],
-                options["rate_limit"],
-                drain=options["drain"],
-                wait_retries=options["wait_retries"],
-                listen=options["listen"],
-                max_jobs=options["max_jobs"],
-            )
+            worker, supervisor = make_workers(options)
         except ValueError as error:  # checked above; kept for anything the Worker adds
             raise CommandError(str(error))
+        mode = "processes" if supervisor is not None else options["mode"]
         queues = '", "'.join(worker.queue_names)
+        early = None
+        if supervisor is None and type(worker) is Worker and not options["dry_run"]:
+            # A stop asked for once the start line is out (before run() installs the same
+            # handler) is a graceful stop too, not the default end by signal.
+            early = SignalHandlers(worker.shutdown)
         self.stdout.write(
             f'Starting job worker for queue "{queues}" with rate limit of one job per '
-            f"{worker.rate_limit_in_seconds} second(s)"
+            f"{options['rate_limit']} second(s){running_in(mode, options['concurrency'])}"
         )
         logger.debug(
             "Worker %s: claims up to %s job(s) at a time, lease %s s, poll every %s s, listen %s",
             worker.worker_id,
-            worker.batch_size,
+            worker.pacing.max_batch,
             worker.lease_seconds,
             worker.poll_interval,
             worker.listen,
         )
         if options["dry_run"]:
             return
-        worker.run()
+        if options["metrics_port"] is not None:
+            serve_metrics(options["metrics_port"])
+        if supervisor is not None:
+            if supervisor.run():
+                raise CommandError("A worker process did not exit cleanly (see the log).")
+        else:
+            try:
+                worker.run()
+            finally:
+                if early is not None:
+                    early.restore()
         if options["verbosity"] > 1:
             self.stdout.write("Worker stopped")
+
+
+def make_workers(options: dict) -> tuple[Any, Supervisor | None]:
+    """The worker to run here, or the supervisor of N processes and a twin of its children.
+
+    N = 1 without ``--mode`` is the single worker of django-db-queue 3.x; N > 1 without
+    ``--mode`` is the processes mode.
+    """
+    concurrency, mode = options["concurrency"], options["mode"]
+    queue_names, rate_limit = options["queue_name"], options["rate_limit"]
+    worker_options = {
+        "drain": options["drain"],
+        "wait_retries": options["wait_retries"],
+        "listen": options["listen"],
+        "max_jobs": options["max_jobs"],
+    }
+    if mode == "threads":
+        worker = ThreadedWorker(queue_names, rate_limit, concurrency=concurrency, **worker_options)
+        return worker, None
+    if mode == "async":
+        return AsyncWorker(queue_names, rate_limit, concurrency=concurrency, **worker_options), None
+    if mode is None and concurrency == 1:
+        return Worker(queue_names, rate_limit, **worker_options), None
+
+    def child_worker(worker_id: str) -> Worker:
+        # Each of N processes waits N intervals between its starts: the command as a whole
+        # keeps to about one start per interval.
+        return Worker(queue_names, rate_limit * concurrency, worker_id=worker_id, **worker_options)
+
+    # A child that ends by itself (--drain, --max-jobs, each its own) is done, not replaced.
+    done_after_exit = bool(options["drain"] or options["max_jobs"])
+    supervisor = Supervisor(concurrency, child_worker, replace_clean_exits=not done_after_exit)
+    return child_worker(supervisor.name), supervisor
+
+
+def serve_metrics(port: int) -> None:
+    try:
+        from django_dbq.metrics.serve import serve_worker_metrics
+    except ImportError:
+        raise CommandError(
+            "--metrics-port needs prometheus-client: pip install 'django-dbq[prometheus]'."
+        )
+    try:
+        serve_worker_metrics(port)
+    except OSError as error:
+        raise CommandError(f"--metrics-port {port}: cannot listen ({error.strerror or error}).")
+    logger.info("Serving this worker's metrics on port %s (/metrics)", port)
+
+
+def running_in(mode: str | None, concurrency: int) -> str:
+    """The start line's end: nothing for the single worker, as django-db-queue 3.x printed it."""
+    if mode is None:
+        return ""
+    if mode == "threads":
+        return f" in {concurrency} thread{'s' if concurrency > 1 else ''}"
+    if mode == "async":
+        return f" with up to {concurrency} job{'s' if concurrency > 1 else ''} on an event loop"
+    return f" in {concurrency} worker process{'es' if concurrency > 1 else ''}"
 
 
 def check_options(options: dict) -> dict:
@@ -132,4 +235,20 @@ def check_options(options: dict) -> dict:
     if options.get("max_jobs") is not None:
         _options.whole_number("--max-jobs", options["max_jobs"])
     checked.setdefault("max_jobs", None)
+    checked["concurrency"] = _options.whole_number("--concurrency", options.get("concurrency", 1))
+    checked["mode"] = options.get("mode")
+    if checked["mode"] not in (None, *MODES):
+        raise CommandError(f"--mode must be one of {', '.join(MODES)}, not {checked['mode']!r}.")
+    checked["metrics_port"] = options.get("metrics_port")
+    if checked["metrics_port"] is not None:
+        port = _options.whole_number("--metrics-port", checked["metrics_port"])
+        if port > 65535:
+            raise CommandError(f"--metrics-port must be a port number (1 to 65535), not {port}.")
+        if checked["mode"] == "processes" or (
+            checked["mode"] is None and checked["concurrency"] > 1
+        ):
+            raise CommandError(
+                "--metrics-port serves one process's counters: use --mode threads or async, "
+                "or run one worker per port."
+            )
     return checked
