@@ -90,6 +90,21 @@ def describe_context(context, label):
     }
 
 
+@task(takes_context=True)
+def counts_rows(context, rows):
+    """Reports its progress through its result, row after row."""
+    for number in range(1, rows + 1):
+        context.task_result.set_progress(number, rows, message=f"row {number}")
+    return context.task_result.progress
+
+
+@task(takes_context=True)
+async def async_counts_rows(context, rows):
+    for number in range(1, rows + 1):
+        await context.task_result.aset_progress(number, rows, message=f"row {number}")
+    return rows
+
+
 @task
 def returns_a_set():
     return {1, 2, 3}

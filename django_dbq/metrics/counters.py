@@ -8,7 +8,7 @@ import weakref
 from typing import Any
 
 from django.utils import timezone
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from .. import signals
 from ..models import Job
@@ -46,6 +46,13 @@ class WorkerMetrics:
             "Seconds from a job's creation (or its run_after) to the start of its run.",
             LABELS,
             buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
+        # Set by the worker that serves these metrics: one series per live worker.
+        self.slots = Gauge(
+            "dbq_worker_slots",
+            "Jobs this worker process can run at once.",
+            ["queues", "mode"],
             registry=registry,
         )
         # When each job running here began its current step (steps end in their threads);

@@ -13,7 +13,8 @@ from ..definitions import register_task_resolver
 from .backend import DatabaseBackend
 from .config import DatabaseTask
 from .registry import NotATask, UnregisteredTask
-from .running import WorkerLost, task_definition
+from .results import DatabaseTaskResult, WorkerLost
+from .running import task_definition
 
 
 def register() -> None:
@@ -24,6 +25,7 @@ def register() -> None:
 __all__ = [
     "DatabaseBackend",
     "DatabaseTask",
+    "DatabaseTaskResult",
     "NotATask",
     "UnregisteredTask",
     "WorkerLost",

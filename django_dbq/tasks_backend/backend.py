@@ -19,7 +19,8 @@ from .compat import (
     task_enqueued,
 )
 from .config import POLICY_KEYS, ConfiguredBackend, clean_policy, concurrency_for
-from .running import job_name, json_value, result_from_job
+from .results import job_name, result_from_job
+from .running import json_value
 
 NAME_MAX_LENGTH = 255  # Job.name
 

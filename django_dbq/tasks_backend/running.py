@@ -1,10 +1,9 @@
-"""The worker's side of Django Tasks: job names, the Task check, running a task, reading a row back.
+"""The worker's side of Django Tasks: the Task check, running a task, Django's task signals.
 
-A task is an ordinary :class:`~django_dbq.models.Job` whose name is
-``DJANGO_TASK_PREFIX + "<backend alias>:<module path of the Task>"`` and whose only
-step is that module path. The worker claims, leases, rescues and retries it like
-any job; only the step itself runs through :func:`run_task` instead of being
-called with the job.
+A task is an ordinary :class:`~django_dbq.models.Job` whose name names the task
+(:mod:`.results`) and whose only step is that module path. The worker claims, leases,
+rescues and retries it like any job; only the step itself runs through
+:func:`run_task` instead of being called with the job.
 """
 
 from __future__ import annotations
@@ -20,16 +19,11 @@ from django.dispatch import receiver
 
 from .. import signals as dbq_signals
 from ..definitions import DJANGO_TASK_PREFIX, JobDefinition
-from ..states import State
 from ..timeouts import run_coroutine, within
 from . import registry
 from .compat import (
-    InvalidTask,
     Task,
     TaskContext,
-    TaskError,
-    TaskResult,
-    TaskResultStatus,
     normalize_json,
     task_backends,
     task_finished,
@@ -37,43 +31,12 @@ from .compat import (
 )
 from .config import ConfiguredBackend
 from .registry import UnregisteredTask
+from .results import result_from_job, split_name
 
 if TYPE_CHECKING:
     from ..models import Job
 
 logger = logging.getLogger("django_dbq.tasks")
-
-STATUSES = {
-    State.NEW: TaskResultStatus.READY,
-    State.READY: TaskResultStatus.READY,
-    State.PROCESSING: TaskResultStatus.RUNNING,
-    State.STOPPING: TaskResultStatus.RUNNING,
-    State.COMPLETE: TaskResultStatus.SUCCESSFUL,
-    State.FAILED: TaskResultStatus.FAILED,
-    State.CANCELLED: TaskResultStatus.FAILED,
-}
-# Job states in which ``worker_id`` names the worker of the latest attempt.
-HELD_OR_DONE = (State.PROCESSING, State.STOPPING, State.COMPLETE)
-
-
-class WorkerLost(Exception):
-    """Reported as the error of an attempt whose worker died (its lease ran out)."""
-
-
-# -- names ------------------------------------------------------------------
-
-
-def job_name(alias: str, module_path: str) -> str:
-    return f"{DJANGO_TASK_PREFIX}{alias}:{module_path}"
-
-
-def split_name(name: str) -> tuple[str, str]:
-    """``(backend alias, module path)`` of a task job's name."""
-    alias, separator, path = name[len(DJANGO_TASK_PREFIX) :].rpartition(":")
-    if not name.startswith(DJANGO_TASK_PREFIX) or not separator or not alias or not path:
-        raise UnregisteredTask(f"{name!r} is not the name of a Django Task job.")
-    return alias, path
-
 
 # -- JSON ---------------------------------------------------------------------
 
@@ -168,7 +131,7 @@ def task_arguments(task: Task, job: Job) -> tuple[list, dict]:
     workspace = job.workspace
     args, kwargs = list(workspace.get("args") or []), dict(workspace.get("kwargs") or {})
     if task.takes_context:
-        args.insert(0, TaskContext(task_result=result_from_job(job)))
+        args.insert(0, TaskContext(task_result=result_from_job(job, running=True)))
     return args, kwargs
 
 
@@ -180,73 +143,6 @@ def keep_return_value(job: Job, step: str, value: Any) -> None:
         raise TypeError(
             f"{step} returned a {type(value).__name__}, which is not JSON: {error}"
         ) from None
-
-
-# -- reading a row back as a TaskResult ---------------------------------------------
-
-
-def _class_path(record: dict) -> str:
-    if record.get("class"):
-        return record["class"]
-    kind = record.get("type") or "Exception"
-    if kind == "WorkerLost":
-        return f"{WorkerLost.__module__}.WorkerLost"
-    import builtins
-
-    return f"builtins.{kind}" if isinstance(getattr(builtins, kind, None), type) else kind
-
-
-def _worker_ids(job: Job) -> list[str]:
-    """One worker id per attempt (so ``TaskResult.attempts`` is the job's attempt count)."""
-    # RetryLater hands its attempt back, so its record is not an attempt.
-    known = [r.get("worker") or "" for r in job.errors or [] if r.get("type") != "RetryLater"]
-    if job.state in HELD_OR_DONE and job.worker_id:
-        known.append(job.worker_id)
-    attempts = job.attempts
-    if len(known) >= attempts:
-        return known[len(known) - attempts :]
-    return ["unknown"] * (attempts - len(known)) + known  # older history was trimmed
-
-
-def result_from_job(job: Job, task: Task | None = None) -> TaskResult:
-    """The ``TaskResult`` a task job's row stands for."""
-    alias, path = split_name(job.name)
-    if task is None:
-        task = registry.find(path)
-        try:
-            task = task.using(
-                priority=job.priority,
-                queue_name=job.queue_name,
-                run_after=job.run_after,
-                backend=alias,
-            )
-        except InvalidTask:
-            pass  # the settings changed since it was enqueued; describe it as defined now
-    workspace = job.workspace or {}
-    status = STATUSES[job.state]
-    result = TaskResult(
-        task=task,
-        id=str(job.pk),
-        status=status,
-        enqueued_at=job.created,
-        started_at=job.started_at,
-        finished_at=job.finished_at,
-        last_attempted_at=job.started_at,
-        args=list(workspace.get("args") or []),
-        kwargs=dict(workspace.get("kwargs") or {}),
-        backend=alias,
-        errors=[
-            TaskError(
-                exception_class_path=_class_path(record),
-                traceback=record.get("traceback") or record.get("message") or "",
-            )
-            for record in job.errors or []
-        ],
-        worker_ids=_worker_ids(job),
-    )
-    if status == TaskResultStatus.SUCCESSFUL:
-        object.__setattr__(result, "_return_value", workspace.get("return_value"))
-    return result
 
 
 # -- Django's task signals, sent from the job signals ----------------------------------

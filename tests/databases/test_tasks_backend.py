@@ -102,3 +102,13 @@ def test_task_definitions_take_the_dbq_defaults_the_backend_does_not_set(setting
     definition = get_definition("django.tasks:default:tests.tasks_app.add")
     assert (definition.max_snoozes, definition.max_attempts) == (3, 4)
     assert definition.retry_backoff == "fixed"  # set by the backend's OPTIONS
+
+
+def test_only_the_running_task_reports_progress_through_its_result():
+    result = tasks_app.counts_rows.enqueue(3)
+    fetched = task_backends["default"].get_result(result.id)
+    for held in (result, fetched):
+        with pytest.raises(RuntimeError, match="Only the running task"):
+            held.set_progress(1, 3)
+    assert Job.objects.get(pk=result.id).progress is None
+    assert task_backends["default"].get_result(result.id).progress is None

@@ -53,6 +53,9 @@ def test_a_worker_serves_the_counts_of_the_jobs_it_ran(start_worker, mode):
     assert sample(text, "dbq_jobs_started_total", chain) == 3
     assert sample(text, "dbq_jobs_failed_total", 'name="failing",queue="default"') == 1
     assert sample(text, "dbq_step_duration_seconds_count", chain) == 9  # three steps each
+    # The worker says it is alive, and how many jobs it runs at once.
+    slots = 1 if mode == "single" else 2
+    assert sample(text, "dbq_worker_slots", f'mode="{mode}",queues="default"') == slots
     worker.signal(signal.SIGTERM)
     assert worker.wait() == 0, worker.log()[-3000:]
 

@@ -305,6 +305,24 @@ def test_takes_context_receives_its_own_result(start_worker):
     }
 
 
+@pytest.mark.parametrize("mode", ["single", "async"])
+def test_a_task_reports_its_progress_through_its_result(start_worker, mode):
+    rows = 40
+    synchronous = tasks_app.counts_rows.enqueue(rows)
+    asynchronous = tasks_app.async_counts_rows.enqueue(rows)
+    assert synchronous.progress is None
+    worker = start_worker("--drain", *(("--mode", mode) if mode == "async" else ()))
+    assert worker.wait() == 0, worker.log()[-3000:]
+    last = {"done": rows, "total": rows, "message": f"row {rows}"}
+    for result in (synchronous, asynchronous):
+        result.refresh()
+        assert result.status == TaskResultStatus.SUCCESSFUL, result.errors
+        assert result.progress == last
+        assert default_task_backend.get_result(result.id).progress == last
+    # Inside the task, its result held what it had reported.
+    assert synchronous.return_value == last
+
+
 def test_signals_are_sent(start_worker):
     enqueued = []
 

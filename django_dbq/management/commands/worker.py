@@ -155,7 +155,12 @@ class Command(BaseCommand):
         if options["dry_run"]:
             return
         if options["metrics_port"] is not None:
-            serve_metrics(options["metrics_port"])
+            serve_metrics(
+                options["metrics_port"],
+                queues=",".join(worker.queue_names),
+                mode=mode or "single",
+                slots=options["concurrency"],
+            )
         if supervisor is not None:
             if supervisor.run():
                 raise CommandError("A worker process did not exit cleanly (see the log).")
@@ -202,7 +207,7 @@ def make_workers(options: dict) -> tuple[Any, Supervisor | None]:
     return child_worker(supervisor.name), supervisor
 
 
-def serve_metrics(port: int) -> None:
+def serve_metrics(port: int, **worker: Any) -> None:
     try:
         from django_dbq.metrics.serve import serve_worker_metrics
     except ImportError:
@@ -210,7 +215,7 @@ def serve_metrics(port: int) -> None:
             "--metrics-port needs prometheus-client: pip install 'django-dbq[prometheus]'."
         )
     try:
-        serve_worker_metrics(port)
+        serve_worker_metrics(port, **worker)
     except OSError as error:
         raise CommandError(f"--metrics-port {port}: cannot listen ({error.strerror or error}).")
     logger.info("Serving this worker's metrics on port %s (/metrics)", port)
