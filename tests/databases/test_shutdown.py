@@ -28,6 +28,26 @@ def test_shutdown_from_another_thread_never_raises_in_the_caller(held_jobs):
     assert runs(job) == {"held": 1, "release": 1}
 
 
+@pytest.mark.parametrize("mode", ["single", "threads", "async"])
+def test_a_stop_asked_for_before_run_ends_run_at_once_and_claims_nothing(mode):
+    # What `manage.py worker` relies on when a signal comes between its start line and
+    # run(): the command's early handler calls shutdown(), and run() must honour it.
+    from django_dbq.worker import Worker
+    from django_dbq.worker.asyncmode import AsyncWorker
+    from django_dbq.worker.threads import ThreadedWorker
+
+    jobs = [Job.objects.create(name="chain") for _ in range(3)]
+    if mode == "single":
+        worker = Worker("default", poll_interval=0.1)
+    else:
+        kind = ThreadedWorker if mode == "threads" else AsyncWorker
+        worker = kind("default", concurrency=2, poll_interval=0.1)
+    worker.shutdown(signal.SIGTERM, None)
+    worker.run()  # returns (a worker that ignored the request would run until the timeout)
+    assert [row(job)["state"] for job in jobs] == ["NEW"] * 3
+    assert [row(job)["attempts"] for job in jobs] == [0] * 3
+
+
 def sleep_in_the_database(job):
     from django.db import connection
 

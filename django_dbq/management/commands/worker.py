@@ -136,9 +136,9 @@ class Command(BaseCommand):
         mode = "processes" if supervisor is not None else options["mode"]
         queues = '", "'.join(worker.queue_names)
         early = None
-        if supervisor is None and type(worker) is Worker and not options["dry_run"]:
+        if supervisor is None and not options["dry_run"]:
             # A stop asked for once the start line is out (before run() installs the same
-            # handler) is a graceful stop too, not the default end by signal.
+            # handler) is a graceful stop too, not the default end by signal, in every mode.
             early = SignalHandlers(worker.shutdown)
         self.stdout.write(
             f'Starting job worker for queue "{queues}" with rate limit of one job per '
