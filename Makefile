@@ -1,5 +1,5 @@
 # One command each: `make demo` (SQLite demo) and `make test` (the whole suite).
-.PHONY: demo test test-all lint bench soak
+.PHONY: demo test test-django61 test-all lint bench soak
 
 demo:
 	bash scripts/demo.sh
@@ -7,9 +7,13 @@ demo:
 test:
 	bash scripts/test.sh
 
+# Django 6.1: unit and database tests, and the processes tests marked django_line.
+test-django61:
+	DJANGO=6.1 bash scripts/test.sh -m "not processes or django_line"
+
 # Both supported Django lines, as CI runs them.
 test-all:
-	bash scripts/test.sh && DJANGO=6.1 bash scripts/test.sh
+	bash scripts/test.sh && $(MAKE) test-django61
 
 lint:
 	bash scripts/lint.sh

@@ -16,6 +16,10 @@ dbs=${DBS:-sqlite postgres mariadb}
 postgres_url=${POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
 mysql_url=${MYSQL_URL:-mysql://root@127.0.0.1:3306/test}
 
+# Every worker subprocess imports the project's modules: compiled once and kept (an
+# environment that sets PYTHONDONTWRITEBYTECODE would have each start compile them again).
+unset PYTHONDONTWRITEBYTECODE
+
 venv=$(scripts/setup-venv.sh "$django") || exit 1
 python="$venv/bin/python"
 suffix="_dj${django/./}"

@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import ROOT
 
-pytestmark = [pytest.mark.processes, pytest.mark.django_db]
+pytestmark = [pytest.mark.processes, pytest.mark.django_line, pytest.mark.django_db]
 
 
 def test_the_app_works_without_admin_auth_or_contenttypes(tmp_path):

@@ -15,7 +15,11 @@ from tests.conftest import wait_for
 from tests.helpers import OVERLAP, in_long_step, row, runs
 from tests.models import Execution
 
-pytestmark = [pytest.mark.processes, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.processes,
+    pytest.mark.django_line,
+    pytest.mark.django_db(transaction=True),
+]
 
 ASYNC_SLEEP = "tests.async_jobs.sleep"
 

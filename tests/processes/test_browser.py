@@ -14,7 +14,11 @@ from django.urls import reverse
 from django_dbq.models import Job
 from tests.conftest import ROOT
 
-pytestmark = [pytest.mark.processes, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.processes,
+    pytest.mark.django_line,
+    pytest.mark.django_db(transaction=True),
+]
 
 # Debian's packages "chromium" and "chromium-driver" (overridable to test the CI rule).
 CHROMIUM = os.environ.get("DBQ_TEST_CHROMIUM", "/usr/bin/chromium")

@@ -5,7 +5,7 @@ import pytest
 from django_dbq.models import Job
 from tests.helpers import manage
 
-pytestmark = pytest.mark.processes
+pytestmark = [pytest.mark.processes, pytest.mark.django_line]
 
 
 def test_manage_py_check_reports_every_problem_with_hints_and_fails():

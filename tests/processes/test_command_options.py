@@ -24,7 +24,7 @@ from django_dbq.models import Job
 from tests.conftest import ROOT, wait_for
 from tests.helpers import manage
 
-pytestmark = [pytest.mark.processes, pytest.mark.django_db]
+pytestmark = [pytest.mark.processes, pytest.mark.django_line, pytest.mark.django_db]
 
 NO_LOGGING = "tests.settings_no_logging"
 

@@ -9,7 +9,7 @@ from django.utils import timezone
 from django_dbq.models import Job
 from tests.helpers import manage
 
-pytestmark = [pytest.mark.processes, pytest.mark.django_db]
+pytestmark = [pytest.mark.processes, pytest.mark.django_line, pytest.mark.django_db]
 
 
 @pytest.mark.django_db(transaction=True)

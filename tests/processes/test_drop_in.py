@@ -21,7 +21,11 @@ from tests.helpers import executions, manage
 from tests.legacy_venv import run_legacy_script
 from tests.models import Execution
 
-pytestmark = [pytest.mark.processes, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.processes,
+    pytest.mark.django_line,
+    pytest.mark.django_db(transaction=True),
+]
 
 LEGACY_SCRIPT = Path(__file__).resolve().parents[1] / "legacy" / "run_hooks.py"
 

@@ -8,7 +8,11 @@ from django_dbq import queues
 from django_dbq.models import Job
 from tests.processes.test_browser import SCREENSHOTS, WAIT, browser  # noqa: F401 - the fixture
 
-pytestmark = [pytest.mark.processes, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.processes,
+    pytest.mark.django_line,
+    pytest.mark.django_db(transaction=True),
+]
 
 
 def test_pause_and_resume_a_queue_from_the_overview(browser, live_server, admin_user):  # noqa: F811

@@ -17,7 +17,7 @@ try:
 except ImportError:  # Django 5.2 with the django-tasks backport
     from django_tasks import TaskResultStatus
 
-pytestmark = pytest.mark.processes
+pytestmark = [pytest.mark.processes, pytest.mark.django_line]
 
 PROBE = "tests.rogue.anything"
 PROBE_JOB = f"django.tasks:default:{PROBE}"

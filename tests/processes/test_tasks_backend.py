@@ -30,7 +30,11 @@ except ImportError:  # Django 5.2 with the django-tasks backport
     from django_tasks.exceptions import TaskResultDoesNotExist, TaskResultMismatch
     from django_tasks.signals import task_enqueued
 
-pytestmark = [pytest.mark.processes, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.processes,
+    pytest.mark.django_line,
+    pytest.mark.django_db(transaction=True),
+]
 
 
 def drain(start_worker, *queues, env=None, failing=False):

@@ -16,7 +16,7 @@ from django.db import connection
 from tests.conftest import ROOT
 from tests.legacy_venv import LegacyProject
 
-pytestmark = pytest.mark.processes
+pytestmark = [pytest.mark.processes, pytest.mark.django_line]
 
 DUMP = "from tests.upgrade_seed import dump; dump()"
 
