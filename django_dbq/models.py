@@ -130,7 +130,7 @@ class Job(models.Model):
     created = models.DateTimeField(default=timezone.now, db_index=True)
     modified = models.DateTimeField(auto_now=True)
     name = models.CharField(max_length=255)
-    state = models.CharField(max_length=20, choices=STATES.choices, default=STATES.NEW)
+    state = states.StateField(max_length=20, choices=STATES.choices, default=STATES.NEW)
     next_task = models.CharField(max_length=255, blank=True)
     workspace = models.JSONField(null=True, blank=True, default=dict)
     queue_name = models.CharField(max_length=100, default="default")

@@ -7,6 +7,7 @@ is never spelled as a bare string elsewhere.
 from __future__ import annotations
 
 from django.db import models
+from django.db.models.lookups import In
 
 
 class State(models.TextChoices):
@@ -32,3 +33,32 @@ HOLDING_KEY = (*RUNNABLE, *ACTIVE)
 UNFINISHED = (State.WAITING, *RUNNABLE, *ACTIVE)
 # What Job.retry() (and the admin's and command's retry) accepts.
 RETRYABLE = (State.FAILED, State.CANCELLED)
+
+
+class StatesIn(In):
+    """``state__in``, with the states written into the SQL as literals, not parameters.
+
+    SQLite uses a partial index (runnable, leased, keyed... jobs) only for a condition
+    that matches the index's own literally: ``state IN (?, ?)`` with bound parameters
+    never does, so a grouped count of the runnable jobs read the whole table (237 ms
+    against 1 ms on a million rows). Only values of the vocabulary are written in, in
+    the caller's order (the groups above, in the order the indexes spell them).
+    """
+
+    def process_rhs(self, compiler, connection):
+        if self.rhs_is_direct_value():
+            values = list(dict.fromkeys(self.rhs))
+            if values and all(isinstance(value, str) and value in State.values for value in values):
+                return "(" + ", ".join(f"'{State(value).value}'" for value in values) + ")", []
+        return super().process_rhs(compiler, connection)
+
+
+class StateField(models.CharField):
+    """The job's ``state`` column: a ``CharField`` (as migrations see it) with :class:`StatesIn`."""
+
+    def deconstruct(self):
+        name, _, args, kwargs = super().deconstruct()
+        return name, "django.db.models.CharField", args, kwargs
+
+
+StateField.register_lookup(StatesIn)

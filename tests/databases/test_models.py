@@ -332,3 +332,24 @@ class ProcessJobInsideTestCase(TestCase):
         other = Job.objects.create(name="noop", queue_name="other")
         Worker("default", 0)._process_job()
         assert Job.objects.get(pk=other.pk).state == "NEW"
+
+
+def test_state_in_writes_the_states_as_literals_so_that_partial_indexes_serve_it():
+    from django_dbq.states import RUNNABLE
+
+    runnable = Job.objects.filter(state__in=RUNNABLE, concurrency_key__isnull=True)
+    sql, params = runnable.values("queue_name").query.sql_with_params()
+    assert "IN ('NEW', 'READY')" in sql
+    assert not {"NEW", "READY"} & {str(param) for param in params}
+    if connection.vendor == "sqlite":
+        # With bound parameters SQLite cannot match the index's predicate: a full scan.
+        with connection.cursor() as cursor:
+            cursor.execute(f"EXPLAIN QUERY PLAN {sql}", params)
+            assert "dbq_job_runnable" in str(cursor.fetchall())
+    # Anything outside the vocabulary stays a parameter, as ever.
+    odd = Job.objects.filter(state__in=["NEW", "x') OR ('1'='1"])
+    sql, params = odd.query.sql_with_params()
+    assert "x') OR ('1'='1" in [str(param) for param in params]
+    Job.objects.create(name="noop")
+    assert odd.count() == 1
+    assert Job.objects.filter(state__in=RUNNABLE).count() == 1
