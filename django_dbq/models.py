@@ -130,7 +130,8 @@ class Job(models.Model):
     created = models.DateTimeField(default=timezone.now, db_index=True)
     modified = models.DateTimeField(auto_now=True)
     name = models.CharField(max_length=255)
-    state = states.StateField(max_length=20, choices=STATES.choices, default=STATES.NEW)
+    state = models.CharField(max_length=20, choices=STATES.choices, default=STATES.NEW)
+    state.register_lookup(states.StatesIn)  # on this field only: see StatesIn
     next_task = models.CharField(max_length=255, blank=True)
     workspace = models.JSONField(null=True, blank=True, default=dict)
     queue_name = models.CharField(max_length=100, default="default")

@@ -51,14 +51,3 @@ class StatesIn(In):
             if values and all(isinstance(value, str) and value in State.values for value in values):
                 return "(" + ", ".join(f"'{State(value).value}'" for value in values) + ")", []
         return super().process_rhs(compiler, connection)
-
-
-class StateField(models.CharField):
-    """The job's ``state`` column: a ``CharField`` (as migrations see it) with :class:`StatesIn`."""
-
-    def deconstruct(self):
-        name, _, args, kwargs = super().deconstruct()
-        return name, "django.db.models.CharField", args, kwargs
-
-
-StateField.register_lookup(StatesIn)
