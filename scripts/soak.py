@@ -88,7 +88,10 @@ def main(argv: list[str] | None = None) -> int:
         rng=rng,
         restarts=restarts,
         duration=args.minutes * 60,
-        log_dir=ROOT / "var" / "soak" / name,
+        # One directory per server and database: soaks run side by side (CI runs one on
+        # PostgreSQL and one on MariaDB) never write to each other's worker logs, which
+        # the clean-stop check reads.
+        log_dir=ROOT / "var" / "soak" / f"{vendor}-{name}",
     )
     started = time.monotonic()
     try:
